@@ -1,0 +1,182 @@
+"""Config checks that run before any data is read or any step is trained.
+
+Every node with a ``_target_`` is checked against the signature of what it builds: an unknown key
+is reported with the closest known name, a value of the wrong type is reported with the type it
+needs. Then the model is built on the ``meta`` device (no memory, no time) and the data task and
+criterion are built, so their own range checks (heads dividing d_model, dropout in [0, 1),
+known splits...) run too. Every error names the full config key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from attnlab.config_errors import ConfigError, require
+from attnlab.optim import noam_peak_lr
+
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("noam_peak_lr"):
+        OmegaConf.register_new_resolver("noam_peak_lr", noam_peak_lr)
+
+
+register_resolvers()
+
+
+def _signature_of(target: Callable) -> inspect.Signature:
+    return inspect.signature(target.__init__ if inspect.isclass(target) else target)
+
+
+def _type_hints(target: Callable) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # unresolvable annotations: skip type checks rather than guess
+        return {}
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    if value is None or hint is Any:
+        return True  # None: "use the default"; checked by the component itself
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(hint) if arg is not type(None))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        return isinstance(value, list | tuple | ListConfig)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict | DictConfig)
+    return True
+
+
+def check_node(node: DictConfig, path: str) -> None:
+    """Check one ``_target_`` node's keys and value types against its target's signature."""
+    try:
+        target = get_object(node._target_)
+    except Exception as error:
+        raise ConfigError(f"{path}._target_", f"cannot import {node._target_!r}: {error}") from None
+    signature = _signature_of(target)
+    params = {n: p for n, p in signature.parameters.items() if n != "self"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    hints = _type_hints(target)
+    for key in node:
+        if key in _HYDRA_KEYS:
+            continue
+        if key not in params:
+            if takes_any:
+                continue
+            close = difflib.get_close_matches(str(key), list(params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {sorted(params)}"
+            raise ConfigError(f"{path}.{key}", f"unknown key for {node._target_}{hint}")
+        value = node._get_node(key)
+        if OmegaConf.is_config(value) or value._is_interpolation():
+            continue
+        raw = value._value()
+        if key in hints and not _accepts(hints[key], raw):
+            raise ConfigError(f"{path}.{key}", f"expected {_type_name(hints[key])}, got {raw!r}")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _walk_targets(node: Any, path: str) -> None:
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            check_node(node, path)
+        for key in node:
+            child = node._get_node(key)
+            if OmegaConf.is_config(child):
+                _walk_targets(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, ListConfig):
+        for index, child in enumerate(node):
+            _walk_targets(child, f"{path}[{index}]")
+
+
+def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
+    """``instantiate`` that reports component errors under their full config key."""
+    try:
+        return instantiate(node, **kwargs)
+    except ConfigError as error:
+        raise error.under(path) from None
+    except Exception as error:  # Hydra wraps constructor errors in InstantiationException
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, ConfigError):
+            raise cause.under(path) from None
+        raise
+
+
+DECODE_STRATEGIES = ("greedy", "beam")
+
+
+def check_decode(decode: DictConfig, path: str = "decode") -> None:
+    require(decode.get("strategy") in DECODE_STRATEGIES, f"{path}.strategy",
+            f"must be one of {list(DECODE_STRATEGIES)}, got {decode.get('strategy')!r}")
+    checks = {
+        "beam_size": lambda v: isinstance(v, int) and v >= 1,
+        "nbest": lambda v: isinstance(v, int) and v >= 1,
+        "length_penalty": lambda v: isinstance(v, int | float) and v >= 0,
+        "max_len_a": lambda v: isinstance(v, int | float) and v >= 0,
+        "max_len_b": lambda v: isinstance(v, int) and v >= 0,
+        "min_len": lambda v: isinstance(v, int) and v >= 0,
+        "no_repeat_ngram_size": lambda v: isinstance(v, int) and v >= 0,
+    }
+    for key in decode:
+        if key == "strategy":
+            continue
+        require(key in checks, f"{path}.{key}",
+                f"unknown decoding option; known: {sorted(['strategy', *checks])}")
+        require(checks[key](decode[key]), f"{path}.{key}", f"invalid value {decode[key]!r}")
+    require(decode.get("strategy") == "beam" or decode.get("beam_size", 1) == 1, f"{path}.beam_size",
+            "beam_size only applies to strategy=beam")
+    require(decode.get("nbest", 1) <= decode.get("beam_size", 1), f"{path}.nbest",
+            "nbest cannot exceed beam_size")
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    devices = trainer.get("devices", "auto")
+    require(devices == "auto" or devices == -1 or (isinstance(devices, int) and devices >= 1)
+            or isinstance(devices, str | ListConfig), "trainer.devices",
+            f"must be 'auto', -1 or a positive count, got {devices!r}")
+    require(trainer.get("accumulate_grad_batches", 1) >= 1, "trainer.accumulate_grad_batches",
+            "must be >= 1")
+    clip = trainer.get("gradient_clip_val")
+    require(clip is None or clip >= 0, "trainer.gradient_clip_val", f"must be >= 0, got {clip}")
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming the key for any mistake found without touching data."""
+    try:
+        OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
+    except Exception as error:  # e.g. a missing mandatory value or a broken interpolation
+        raise ConfigError(getattr(error, "full_key", "config") or "config", str(error).split("\n")[0]) from None
+    _walk_targets(cfg, "")
+    with torch.device("meta"):  # construct without allocating: only the argument checks run
+        build(cfg.model, "model", src_vocab_size=8, tgt_vocab_size=8)
+    task = build(cfg.data.task, "data.task")
+    data_kwargs = {k: v for k, v in cfg.data.items() if k not in _HYDRA_KEYS and k != "task"}
+    data_target = get_object(cfg.data._target_)
+    try:
+        data_target(task=task, **OmegaConf.to_container(OmegaConf.create(data_kwargs), resolve=True))
+    except ConfigError as error:
+        raise error.under("data") from None
+    build(cfg.criterion, "criterion")
+    check_decode(cfg.decode)
+    check_trainer(cfg.trainer)

@@ -1,0 +1,1 @@
+"""Reading, tokenising, caching and batching data for every task."""

@@ -1,0 +1,257 @@
+"""One LightningDataModule for every task: read -> tokenise (cached) -> token-budget batches.
+
+A task (``data.task``) only reads raw files into (source, target) text pairs. Tokeniser training,
+tokenised-data caching, length filtering, batching and DDP sharding are shared here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from attnlab.config_errors import ConfigError, require
+from attnlab.data.batching import TokenBudgetBatchSampler
+from attnlab.data.files import atomic_write_bytes, default_cache_dir
+from attnlab.data.tasks import Example
+from attnlab.data.tokenizer import BOS, EOS, PAD, TOKENIZERS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``tgt_in`` starts with BOS; ``tgt_out`` ends with EOS (teacher forcing)."""
+
+    src: torch.Tensor  # [B, S]
+    src_pad_mask: torch.Tensor  # [B, S] True at padding
+    tgt_in: torch.Tensor  # [B, T]
+    tgt_out: torch.Tensor  # [B, T], PAD where there is no target token
+    ids: torch.Tensor  # [B] index of each example in its split
+
+    def __len__(self) -> int:
+        return self.src.size(0)
+
+    @property
+    def num_target_tokens(self) -> torch.Tensor:
+        return (self.tgt_out != PAD).sum()
+
+    @property
+    def num_source_tokens(self) -> torch.Tensor:
+        return (~self.src_pad_mask).sum()
+
+
+class TokenizedSplit(Dataset):
+    """Token ids of one split, with the raw texts kept for scoring and display."""
+
+    def __init__(self, name: str, examples: Sequence[Example], sources: list[np.ndarray],
+                 targets: list[np.ndarray]):
+        self.name = name
+        self.examples = list(examples)
+        self.sources, self.targets = sources, targets
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> int:
+        return index  # the collate function gathers the arrays; avoids per-item tensor copies
+
+    def lengths(self) -> np.ndarray:
+        # The padded cost of an example: the longer side, with BOS/EOS.
+        return np.array([max(len(s), len(t) + 1) for s, t in zip(self.sources, self.targets, strict=True)])
+
+    def collate(self, indices: list[int]) -> Batch:
+        batch = len(indices)
+        src_len = max(len(self.sources[i]) for i in indices)
+        tgt_len = max(len(self.targets[i]) for i in indices) + 1
+        src = np.full((batch, src_len), PAD, dtype=np.int64)
+        tgt_in = np.full((batch, tgt_len), PAD, dtype=np.int64)
+        tgt_out = np.full((batch, tgt_len), PAD, dtype=np.int64)
+        for row, i in enumerate(indices):
+            s, t = self.sources[i], self.targets[i]
+            src[row, : len(s)] = s
+            tgt_in[row, 0] = BOS
+            tgt_in[row, 1 : len(t) + 1] = t
+            tgt_out[row, : len(t)] = t
+            tgt_out[row, len(t)] = EOS
+        src_t = torch.from_numpy(src)
+        return Batch(src_t, src_t == PAD, torch.from_numpy(tgt_in), torch.from_numpy(tgt_out),
+                     torch.tensor(indices))
+
+
+class Seq2SeqDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        task: Any,
+        tokenizer: dict | None = None,
+        max_tokens: int = 4096,
+        eval_max_tokens: int = 8192,
+        max_sentences: int | None = None,
+        max_source_positions: int = 256,
+        max_target_positions: int = 256,
+        valid_split: str = "val",
+        test_splits: Sequence[str] = ("test",),
+        split: str | None = None,
+        limit_train_examples: int | None = None,
+        limit_eval_examples: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        root: str | None = None,  # recorded for the data-root rule; tasks receive it via config
+    ):
+        super().__init__()
+        tokenizer = dict(tokenizer or {"kind": "sentencepiece", "vocab_size": 8000})
+        require(tokenizer.get("kind") in TOKENIZERS, "tokenizer.kind",
+                f"must be one of {sorted(TOKENIZERS)}, got {tokenizer.get('kind')!r}")
+        require(max_tokens > 0, "max_tokens", f"must be positive, got {max_tokens}")
+        require(eval_max_tokens > 0, "eval_max_tokens", f"must be positive, got {eval_max_tokens}")
+        require(num_workers >= 0, "num_workers", f"must be >= 0, got {num_workers}")
+        for key, value in (("max_source_positions", max_source_positions),
+                           ("max_target_positions", max_target_positions)):
+            require(value > 1, key, f"must be > 1, got {value}")
+        for key, names in (("valid_split", [valid_split]), ("test_splits", list(test_splits)),
+                           ("split", [split] if split else [])):
+            for name in names:
+                require(name in task.splits, key, f"unknown split {name!r}; {task.name} has {list(task.splits)}")
+        require(max_tokens >= max(max_source_positions, max_target_positions) or limit_train_examples,
+                "max_tokens", f"{max_tokens} is smaller than the longest example allowed "
+                f"(max_source_positions={max_source_positions}, max_target_positions={max_target_positions})")
+        self.task = task
+        self.tokenizer_cfg = tokenizer
+        self.max_tokens, self.eval_max_tokens, self.max_sentences = max_tokens, eval_max_tokens, max_sentences
+        self.max_source_positions, self.max_target_positions = max_source_positions, max_target_positions
+        self.valid_split, self.test_splits = valid_split, list(test_splits)
+        self.eval_split = split
+        self.limit_train_examples, self.limit_eval_examples = limit_train_examples, limit_eval_examples
+        self.num_workers, self.seed = num_workers, seed
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "cache"
+        self.tokenizer = None
+        self.splits: dict[str, TokenizedSplit] = {}
+        self.train_sampler: TokenBudgetBatchSampler | None = None
+
+    # -- tokenizer -----------------------------------------------------------------------------
+    def prepare_tokenizer(self):
+        """Train (or load from cache) the tokenizer on the training split; returns it."""
+        if self.tokenizer is None:
+            cfg = {k: v for k, v in self.tokenizer_cfg.items() if k != "kind"}
+            examples = self._read("train")
+            texts = [e.source for e in examples] + [e.target for e in examples]
+            self.tokenizer = TOKENIZERS[self.tokenizer_cfg["kind"]].train_or_load(
+                texts, cache_dir=self.cache_dir, **cfg)
+        return self.tokenizer
+
+    def set_tokenizer(self, tokenizer) -> None:
+        """Use a tokenizer restored from a checkpoint instead of training one."""
+        self.tokenizer = tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.prepare_tokenizer().vocab_size
+
+    # -- reading and caching -------------------------------------------------------------------
+    def _read(self, split: str) -> list[Example]:
+        examples = self.task.read(split)
+        limit = self.limit_train_examples if split == "train" else self.limit_eval_examples
+        return examples[:limit] if limit else examples
+
+    def _tokenize(self, split: str) -> TokenizedSplit:
+        tokenizer = self.prepare_tokenizer()
+        examples = self._read(split)
+        key = hashlib.sha256(
+            f"{self.task.fingerprint(split)}|{len(examples)}|".encode() + tokenizer.to_bytes()
+        ).hexdigest()[:20]
+        path = self.cache_dir / f"tokens-{self.task.name}-{split}-{key}.npz"
+        sources = targets = None
+        if path.exists():
+            try:
+                with np.load(path) as cached:
+                    sources = np.split(cached["src"], cached["src_offsets"][1:-1])
+                    targets = np.split(cached["tgt"], cached["tgt_offsets"][1:-1])
+            except (OSError, ValueError, KeyError):
+                log.warning("tokenised-data cache %s is unreadable; rebuilding it", path)
+                sources = None
+        if sources is None or len(sources) != len(examples):
+            sources = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_batch([e.source for e in examples])]
+            targets = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_batch([e.target for e in examples])]
+            buffer = io.BytesIO()
+            np.savez(buffer, src=_concat(sources), src_offsets=_offsets(sources),
+                     tgt=_concat(targets), tgt_offsets=_offsets(targets))
+            atomic_write_bytes(path, buffer.getvalue())
+        return self._limit_lengths(TokenizedSplit(split, examples, sources, targets))
+
+    def _limit_lengths(self, data: TokenizedSplit) -> TokenizedSplit:
+        # Training drops over-long pairs (as fairseq does); evaluation truncates the source so
+        # every reference is still scored.
+        max_src, max_tgt = self.max_source_positions, self.max_target_positions - 1
+        too_long = [i for i in range(len(data))
+                    if len(data.sources[i]) > max_src or len(data.targets[i]) > max_tgt]
+        if not too_long:
+            return data
+        if data.name == "train":
+            keep = sorted(set(range(len(data))) - set(too_long))
+            log.info("train: dropped %d of %d pairs longer than the position limits", len(too_long), len(data))
+            return TokenizedSplit(data.name, [data.examples[i] for i in keep],
+                                  [data.sources[i] for i in keep], [data.targets[i] for i in keep])
+        log.info("%s: truncated %d sources longer than %d tokens", data.name, len(too_long), max_src)
+        return TokenizedSplit(data.name, data.examples, [s[:max_src] for s in data.sources],
+                              [t[:max_tgt] for t in data.targets])
+
+    def split_data(self, split: str) -> TokenizedSplit:
+        if split not in self.splits:
+            self.splits[split] = self._tokenize(split)
+        return self.splits[split]
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_tokenizer()
+        if stage in (None, "fit"):
+            self.split_data("train")
+            self.split_data(self.valid_split)
+        if stage in (None, "fit", "validate"):
+            self.split_data(self.valid_split)
+        if stage in (None, "test"):
+            for split in self.evaluation_splits():
+                self.split_data(split)
+
+    def evaluation_splits(self) -> list[str]:
+        return [self.eval_split] if self.eval_split else self.test_splits
+
+    def _loader(self, data: TokenizedSplit, max_tokens: int, shuffle: bool) -> DataLoader:
+        sampler = TokenBudgetBatchSampler(
+            data.lengths(), max_tokens, shuffle=shuffle, seed=self.seed, max_sentences=self.max_sentences)
+        if shuffle:
+            self.train_sampler = sampler
+        return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        try:
+            return self._loader(self.split_data("train"), self.max_tokens, shuffle=True)
+        except ValueError as error:
+            if "max_tokens" in str(error):
+                raise ConfigError("data.max_tokens", str(error)) from None
+            raise
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.split_data(self.valid_split), self.eval_max_tokens, shuffle=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(self.split_data(s), self.eval_max_tokens, shuffle=False)
+                for s in self.evaluation_splits()]
+
+
+def _concat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int32)
+
+
+def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)

@@ -1,0 +1,331 @@
+"""Greedy and beam search, written once against the incremental model interface.
+
+Both searches are batched: they run the encoder once, then feed one token per step to
+``decode_step`` for the rows that are still alive, following beam parents with
+``reorder_decoder_state`` and dropping finished sentences from the batch (as fairseq does); see
+:mod:`attnlab.models.interface`. The caller puts the model in ``eval()`` mode.
+
+Conventions shared by both searches:
+
+- **Max length.** Sentence ``i`` may generate at most ``int(max_len_a * src_len_i + max_len_b)``
+  tokens before eos, ``src_len_i`` being its number of non-pad source positions. A hypothesis that
+  has that many tokens gets eos *forced* at the next step (fairseq's rule), so every hypothesis ends
+  in eos and its ``log_prob`` includes eos's model log-prob (not renormalised).
+- **Min length.** eos has log-prob -inf until ``min_len`` tokens have been generated; the max length
+  wins if the two conflict.
+- **Length penalty** (beam only): GNMT, Wu et al. 2016, "Google's Neural Machine Translation
+  System", Sec. 7, also used by the Transformer (Vaswani et al. 2017, alpha = 0.6)::
+
+      score = log_prob / ((5 + |Y|) / 6) ** alpha        |Y| = generated tokens including eos
+
+  alpha = 0 ranks by the plain sum of log-probs. As in fairseq, live beams are ranked by their raw
+  sum of log-probs; the penalty is applied when a hypothesis finishes, to rank the finished ones.
+- **Stopping** (beam): fairseq's rule. A sentence stops as soon as it has ``beam_size`` finished
+  hypotheses (or hits its max length). This is not exhaustive under a length penalty (a longer live
+  beam could still overtake a finished one), but it is what makes ``beam_size=1`` reproduce greedy
+  search exactly, and it is the behaviour published fairseq numbers were obtained with.
+- **Ties and precision.** Both searches break ties towards the lowest token id (beam: lowest
+  ``beam * V + token``), as ``argmax`` does; ties are frequent with bf16/fp16 logits. Cumulative
+  scores are float64 (float32 on MPS, which lacks it): float64 rounding of ``prefix + log_prob``
+  is far finer than the spacing of float32 log-probs competing for the top, so it creates no new
+  ties and ``beam_size=1`` ranks exactly like greedy's argmax (same tokens, same log-prob).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from attnlab.models.interface import IncrementalSeq2Seq
+
+NEG_INF = -math.inf
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # generated ids, without bos and without the final eos
+    score: float  # length-normalised score used for ranking (beam) / sum of log-probs (greedy)
+    log_prob: float  # sum of token log-probs, eos included
+
+
+def normalised_score(log_prob: float, length: int, alpha: float) -> float:
+    """GNMT length penalty (Wu et al. 2016): ``log_prob / ((5 + length) / 6) ** alpha``."""
+    return log_prob / ((5 + length) / 6) ** alpha
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _score_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _max_lengths(src_pad_mask: torch.Tensor, max_len_a: float, max_len_b: int) -> list[int]:
+    src_lens = (~src_pad_mask).sum(1).tolist()
+    return [int(max_len_a * n + max_len_b) for n in src_lens]
+
+
+def _next_log_probs(
+    logits: torch.Tensor,
+    step: int,
+    *,
+    eos_id: int,
+    min_len: int,
+    force_eos: torch.Tensor | None,
+) -> torch.Tensor:
+    """Log-probs [N, V] for the token at position ``step`` (0-based, bos not counted), with the
+    min-length and max-length constraints applied. ``force_eos`` [N] marks rows at max length."""
+    lprobs = F.log_softmax(logits.float(), dim=-1)
+    eos_lprob = lprobs[:, eos_id].clone()  # kept so forcing eos beats the min_len ban
+    if step < min_len:
+        lprobs[:, eos_id] = NEG_INF
+    if force_eos is not None:
+        lprobs.masked_fill_(force_eos[:, None], NEG_INF)
+        lprobs[:, eos_id] = torch.where(force_eos, eos_lprob, lprobs[:, eos_id])
+    return lprobs
+
+
+def _topk_lowest_index_first(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x.topk(k, dim=1)`` with ties broken towards the lowest index, like ``argmax``.
+
+    ``topk`` leaves tie order unspecified, and ties are common with bf16/fp16 logits; without a
+    fixed rule beam 1 could pick a different token than greedy's argmax. The k winners are put in
+    index order, then stable-sorted by value.
+    """
+    top_values, top_idx = x.topk(k, dim=1)
+    kth = top_values[:, -1:]
+    if bool(((x >= kth).sum(1) == k).all()):
+        # Usual case: no tie straddles the cut, so topk picked the right set; only order it.
+        idx = top_idx.sort(dim=1).values
+    else:
+        # Keep everything strictly above the k-th value, fill with its ties in index order.
+        above = x > kth
+        at_kth = x == kth
+        need = k - above.sum(1, keepdim=True)
+        take = above | (at_kth & (at_kth.cumsum(1) <= need))
+        idx = take.nonzero()[:, 1].view(x.size(0), k)  # exactly k per row, ascending index
+    values = x.gather(1, idx)
+    order = values.argsort(dim=1, descending=True, stable=True)
+    return values.gather(1, order), idx.gather(1, order)
+
+
+def _ban_repeated_ngrams(lprobs: torch.Tensor, tokens: torch.Tensor, n: int) -> None:
+    """Set to -inf, in place, every token that would complete an n-gram already in the row.
+
+    ``tokens`` [N, t] holds the generated tokens (bos excluded). Vectorised over rows and n-grams:
+    compare the last n-1 tokens with the first n-1 of every earlier n-gram, then ban the n-th token
+    of each match. Counting with scatter_add (not scatter) keeps duplicate indices deterministic and
+    avoids a host sync.
+    """
+    t = tokens.size(1)
+    if t < n:  # no complete n-gram yet
+        return
+    ngrams = tokens.unfold(1, n, 1)  # [N, t - n + 1, n]
+    prefix = tokens[:, t - n + 1 :]  # [N, n - 1], empty for n = 1 (then every seen token is banned)
+    match = (ngrams[:, :, :-1] == prefix[:, None, :]).all(-1)  # [N, t - n + 1]
+    hits = torch.zeros_like(lprobs).scatter_add_(1, ngrams[:, :, -1], match.to(lprobs.dtype))
+    lprobs.masked_fill_(hits > 0, NEG_INF)
+
+
+# ------------------------------------------------------------------------------------- greedy
+@torch.no_grad()
+def greedy_search(
+    model: IncrementalSeq2Seq,
+    src: torch.Tensor,
+    src_pad_mask: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    max_len_a: float = 1.2,
+    max_len_b: int = 10,
+    min_len: int = 0,
+) -> list[Hypothesis]:
+    """Pick the argmax token at each step. Returns one hypothesis per sentence, in batch order;
+    its ``score`` is the plain sum of log-probs."""
+    device = src_pad_mask.device
+    max_lens = _max_lengths(src_pad_mask, max_len_a, max_len_b)
+    bsz = len(max_lens)
+
+    enc = model.encode(src, src_pad_mask)
+    state = model.init_decoder_state(enc)
+
+    results: list[Hypothesis | None] = [None] * bsz
+    active = list(range(bsz))  # original sentence index of each live row
+    max_len_t = torch.tensor(max_lens, device=device)
+    tokens = torch.empty(bsz, 0, dtype=torch.long, device=device)
+    log_prob = torch.zeros(bsz, dtype=_score_dtype(device), device=device)
+    prev = torch.full((bsz,), bos_id, dtype=torch.long, device=device)
+
+    for step in range(max(max_lens, default=-1) + 1):
+        logits, state = model.decode_step(prev, enc, state)
+        at_max = any(max_lens[i] <= step for i in active)  # decided on the host: no sync
+        force = max_len_t <= step if at_max else None
+        lprobs = _next_log_probs(logits, step, eos_id=eos_id, min_len=min_len, force_eos=force)
+
+        tok_lprob, tok = lprobs.max(dim=-1)  # ties go to the lowest id, as in argmax
+        log_prob += tok_lprob
+        done = tok == eos_id
+        if force is not None:  # a row at max length is finished even if eos had log-prob -inf
+            done |= force
+
+        done_rows = done.nonzero().squeeze(1).tolist()
+        if done_rows:
+            done_lp, done_toks = log_prob[done].tolist(), tokens[done].tolist()
+            for r, lp, toks in zip(done_rows, done_lp, done_toks, strict=True):
+                results[active[r]] = Hypothesis(tokens=toks, score=lp, log_prob=lp)
+            keep = (~done).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            # Drop finished sentences so later steps only run the live ones.
+            active = [active[r] for r in keep.tolist()]
+            enc = model.reorder_encoder_out(enc, keep)
+            state = model.reorder_decoder_state(state, keep)
+            tokens, log_prob, tok = tokens[keep], log_prob[keep], tok[keep]
+            max_len_t = max_len_t[keep]
+
+        tokens = torch.cat([tokens, tok[:, None]], dim=1)
+        prev = tok
+
+    assert all(h is not None for h in results), "every sentence finishes by its max length"
+    return results  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------- beam
+@torch.no_grad()
+def beam_search(
+    model: IncrementalSeq2Seq,
+    src: torch.Tensor,
+    src_pad_mask: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    beam_size: int = 4,
+    length_penalty: float = 0.6,
+    max_len_a: float = 1.2,
+    max_len_b: int = 10,
+    min_len: int = 0,
+    no_repeat_ngram_size: int = 0,
+    nbest: int = 1,
+) -> list[list[Hypothesis]]:
+    """Batched beam search. Returns, per sentence in batch order, its ``nbest`` finished
+    hypotheses sorted best first by length-normalised ``score``.
+
+    Each step scores all K x V extensions of a sentence's K beams by cumulative log-prob and takes
+    the top 2K: each beam contributes at most one eos candidate, so at least K of them are not eos.
+    eos candidates ranked in the top K are finished (fairseq); the best K others continue.
+    Fewer than ``nbest`` hypotheses come back only when constraints ban every continuation.
+    """
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
+    device = src_pad_mask.device
+    k = beam_size
+    max_lens = _max_lengths(src_pad_mask, max_len_a, max_len_b)
+    bsz = len(max_lens)
+
+    # Encode once, then give each beam its own copy of the sentence's encoder output.
+    enc = model.encode(src, src_pad_mask)
+    enc = model.reorder_encoder_out(enc, torch.arange(bsz, device=device).repeat_interleave(k))
+    state = model.init_decoder_state(enc)
+
+    finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+    active = list(range(bsz))  # original sentence index of each live sentence
+    active_max = list(max_lens)
+    max_len_t = torch.tensor(max_lens, device=device)
+    beam_offsets = torch.arange(k, device=device)
+    cand_rank = torch.arange(2 * k, device=device)
+
+    # Only beam 0 is live at the start: the K beams share the same prefix, and giving the others
+    # -inf keeps the first step from picking the same token K times.
+    scores = torch.full((bsz, k), NEG_INF, dtype=_score_dtype(device), device=device)
+    scores[:, 0] = 0.0
+    tokens = torch.empty(bsz * k, 0, dtype=torch.long, device=device)  # [n * K, step]
+    prev = torch.full((bsz * k,), bos_id, dtype=torch.long, device=device)
+
+    for step in range(max(max_lens, default=-1) + 1):
+        n = len(active)
+        logits, state = model.decode_step(prev, enc, state)
+        at_max = any(m <= step for m in active_max)
+        force = (max_len_t <= step).repeat_interleave(k) if at_max else None
+        lprobs = _next_log_probs(logits, step, eos_id=eos_id, min_len=min_len, force_eos=force)
+        if no_repeat_ngram_size > 0:
+            _ban_repeated_ngrams(lprobs, tokens, no_repeat_ngram_size)
+        vocab = lprobs.size(-1)
+
+        # Top 2K extensions of each sentence over its K beams x V tokens, by cumulative log-prob.
+        cand = (scores[:, :, None] + lprobs.view(n, k, vocab)).view(n, k * vocab)
+        cand_scores, cand_idx = _topk_lowest_index_first(cand, 2 * k)
+        cand_beam = torch.div(cand_idx, vocab, rounding_mode="floor")
+        cand_tok = cand_idx % vocab
+        is_eos = cand_tok == eos_id
+
+        # Finish eos candidates ranked in the top K (a lower-ranked one would not have survived as
+        # a live beam either); -inf ones are extensions of dead beams or banned, not hypotheses.
+        fin = is_eos[:, :k] & torch.isfinite(cand_scores[:, :k])
+        if fin.any():
+            pos, rank = fin.nonzero(as_tuple=True)  # row-major: best rank first within a sentence
+            rows = pos * k + cand_beam[pos, rank]
+            fin_toks, fin_lp = tokens[rows].tolist(), cand_scores[pos, rank].tolist()
+            for p, toks, lp in zip(pos.tolist(), fin_toks, fin_lp, strict=True):
+                hyps = finished[active[p]]
+                if len(hyps) < k:
+                    score = normalised_score(lp, step + 1, length_penalty)
+                    hyps.append(Hypothesis(tokens=toks, score=score, log_prob=lp))
+
+        # The K best non-eos candidates continue: push eos ones past rank 2K, take the K smallest.
+        keys = is_eos.long() * (2 * k) + cand_rank
+        sel = keys.topk(k, dim=1, largest=False).indices
+        new_scores = cand_scores.gather(1, sel)
+        new_beam = cand_beam.gather(1, sel)
+        new_tok = cand_tok.gather(1, sel)
+
+        # A sentence is done with K finished hypotheses, at its max length (eos was forced), or
+        # when every live beam is -inf (all continuations banned).
+        alive = torch.isfinite(new_scores[:, 0]).tolist()
+        keep = [
+            p
+            for p in range(n)
+            if alive[p] and step < active_max[p] and len(finished[active[p]]) < k
+        ]
+        if not keep:
+            break
+
+        old_pos = torch.arange(n, device=device)
+        if len(keep) < n:  # drop finished sentences from the batch
+            old_pos = torch.tensor(keep, device=device)
+            new_scores, new_beam, new_tok = new_scores[old_pos], new_beam[old_pos], new_tok[old_pos]
+            enc = model.reorder_encoder_out(enc, (old_pos[:, None] * k + beam_offsets).view(-1))
+            active = [active[p] for p in keep]
+            active_max = [active_max[p] for p in keep]
+            max_len_t = max_len_t[old_pos]
+
+        # One index both drops finished sentences and follows each surviving beam's parent.
+        parent = (old_pos[:, None] * k + new_beam).view(-1)
+        state = model.reorder_decoder_state(state, parent)
+        tokens = torch.cat([tokens[parent], new_tok.view(-1, 1)], dim=1)
+        scores = new_scores
+        prev = new_tok.view(-1)
+
+    return [sorted(h, key=lambda hyp: hyp.score, reverse=True)[:nbest] for h in finished]
+
+
+# ----------------------------------------------------------------------------------- dispatch
+def generate(
+    model: IncrementalSeq2Seq,
+    src: torch.Tensor,
+    src_pad_mask: torch.Tensor,
+    *,
+    strategy: str,
+    bos_id: int,
+    eos_id: int,
+    **kwargs: Any,
+) -> list[list[Hypothesis]]:
+    """Run ``"greedy"`` or ``"beam"`` search; always returns a list of hypotheses per sentence
+    (greedy's single hypothesis wrapped in a 1-list). ``kwargs`` go to the search function."""
+    if strategy == "greedy":
+        hyps = greedy_search(model, src, src_pad_mask, bos_id=bos_id, eos_id=eos_id, **kwargs)
+        return [[h] for h in hyps]
+    if strategy == "beam":
+        return beam_search(model, src, src_pad_mask, bos_id=bos_id, eos_id=eos_id, **kwargs)
+    raise ValueError(f"unknown decoding strategy {strategy!r}; expected 'greedy' or 'beam'")

@@ -1,0 +1,35 @@
+"""The contract every attnlab model implements, so decoding is written once for all families.
+
+A model is an ``nn.Module`` with:
+
+- ``encode(src, src_pad_mask) -> enc``: run the encoder once. ``src`` is ``LongTensor[B, S]`` of
+  token ids (or ``FloatTensor[B, T, F]`` of features); ``src_pad_mask`` is ``BoolTensor[B, S]``,
+  True at padding. ``enc`` is any object the model understands.
+- ``forward(src, src_pad_mask, tgt_in) -> logits[B, T, V]``: teacher-forced pass.
+- ``init_decoder_state(enc) -> state``: an empty incremental-decoding state (KV cache, RNN state).
+- ``decode_step(prev_tokens, enc, state) -> (log_probs_or_logits[B, V], state)``: feed the last
+  emitted token ``LongTensor[B]`` and get the next-token logits; ``state`` is updated.
+- ``reorder_encoder_out(enc, index) -> enc`` and ``reorder_decoder_state(state, index) -> state``:
+  ``index_select`` along the batch dimension (used to expand for beams and follow beam parents).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class IncrementalSeq2Seq(Protocol):
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> Any: ...
+
+    def init_decoder_state(self, enc: Any) -> Any: ...
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, enc: Any, state: Any
+    ) -> tuple[torch.Tensor, Any]: ...
+
+    def reorder_encoder_out(self, enc: Any, index: torch.Tensor) -> Any: ...
+
+    def reorder_decoder_state(self, state: Any, index: torch.Tensor) -> Any: ...

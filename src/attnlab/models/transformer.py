@@ -1,0 +1,273 @@
+"""The Transformer of "Attention Is All You Need" (Vaswani et al. 2017) as a plain nn.Module.
+
+Section references are to the paper. Every Table 3 knob is a constructor argument: N (layers),
+d_model, d_ff, h, d_k, d_v, P_drop, positional encoding; plus the switches users ask for
+(pre-/post-LN, three-way weight tying). The model knows nothing of Lightning or data files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.config_errors import require
+from attnlab.models.attention import KVCache, MultiHeadAttention
+from attnlab.models.dropout import dropout
+from attnlab.models.positional import build_positions
+
+
+class PositionwiseFeedForward(nn.Module):
+    """``FFN(x) = max(0, x W_1 + b_1) W_2 + b_2`` (§3.3)."""
+
+    def __init__(self, d_model: int, d_ff: int, activation_dropout: float = 0.0):
+        super().__init__()
+        self.w_1 = nn.Linear(d_model, d_ff)
+        self.w_2 = nn.Linear(d_ff, d_model)
+        self.activation_dropout = activation_dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = dropout(F.relu(self.w_1(x)), self.activation_dropout, self.training)
+        return self.w_2(hidden)
+
+
+class Sublayer(nn.Module):
+    """Residual connection around a sub-layer with dropout and layer norm (§3.1, §5.4).
+
+    Post-LN (the paper): ``LayerNorm(x + Dropout(Sublayer(x)))``. Pre-LN (Xiong et al. 2020):
+    ``x + Dropout(Sublayer(LayerNorm(x)))``, which trains without warm-up tricks at depth.
+    """
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = dropout
+        self.pre_norm = pre_norm
+
+    def forward(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        return x + dropout(output, self.dropout, self.training)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) if self.pre_norm else x
+
+    def finish(self, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        y = self(x, output)
+        return y if self.pre_norm else self.norm(y)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model, d_ff, n_heads, d_k, d_v, dropout, attention_dropout,
+                 activation_dropout, pre_norm):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, attention_dropout)
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation_dropout)
+        self.attn_sublayer = Sublayer(d_model, dropout, pre_norm)
+        self.ff_sublayer = Sublayer(d_model, dropout, pre_norm)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        attended, _ = self.self_attn(self.attn_sublayer.inputs(x), attn_mask=key_mask)
+        x = self.attn_sublayer.finish(x, attended)
+        return self.ff_sublayer.finish(x, self.feed_forward(self.ff_sublayer.inputs(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model, d_ff, n_heads, d_k, d_v, dropout, attention_dropout,
+                 activation_dropout, pre_norm):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, attention_dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, attention_dropout)
+        self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation_dropout)
+        self.self_sublayer = Sublayer(d_model, dropout, pre_norm)
+        self.cross_sublayer = Sublayer(d_model, dropout, pre_norm)
+        self.ff_sublayer = Sublayer(d_model, dropout, pre_norm)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory_mask: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        self_cache: KVCache | None = None,
+        cross_cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        # Without a cache the whole target prefix is processed at once under a causal mask
+        # (teacher forcing); with one, x is the newest position and sees every cached one.
+        attended, self_cache = self.self_attn(
+            self.self_sublayer.inputs(x), cache=self_cache, is_causal=self_cache is None
+        )
+        x = self.self_sublayer.finish(x, attended)
+        attended, _ = self.cross_attn(
+            self.cross_sublayer.inputs(x), memory, attn_mask=memory_mask,
+            cache=cross_cache, static_kv=cross_cache is not None,
+        )
+        x = self.cross_sublayer.finish(x, attended)
+        x = self.ff_sublayer.finish(x, self.feed_forward(self.ff_sublayer.inputs(x)))
+        return x, self_cache
+
+
+@dataclass
+class EncoderOut:
+    memory: torch.Tensor  # [B, S, d_model]
+    pad_mask: torch.Tensor  # [B, S], True at padding
+
+    @property
+    def attn_mask(self) -> torch.Tensor:
+        return (~self.pad_mask)[:, None, None, :]
+
+
+@dataclass
+class DecoderState:
+    step: int
+    self_caches: list[KVCache]
+    cross_caches: list[KVCache]
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer (§3). Defaults are the paper's base model."""
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_id: int = 0,
+        d_model: int = 512,
+        d_ff: int = 2048,
+        n_heads: int = 8,
+        d_k: int | None = None,
+        d_v: int | None = None,
+        n_encoder_layers: int = 6,
+        n_decoder_layers: int = 6,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        norm_position: str = "post",
+        positional: str = "sinusoidal",
+        max_positions: int = 1024,
+        share_embeddings: bool = True,
+        tie_output: bool = True,
+        scale_embeddings: bool = True,
+    ):
+        super().__init__()
+        for name, value in [("d_model", d_model), ("d_ff", d_ff), ("n_heads", n_heads),
+                            ("max_positions", max_positions)]:
+            require(value > 0, name, f"must be positive, got {value}")
+        # §3.2.2 sets d_k = d_v = d_model / h; Table 3 (A, B) overrides them explicitly.
+        require(d_model % n_heads == 0 or (d_k is not None and d_v is not None), "n_heads",
+                f"d_model={d_model} is not divisible by n_heads={n_heads}; choose n_heads dividing "
+                "d_model or set d_k and d_v explicitly")
+        d_k = d_k if d_k is not None else d_model // n_heads
+        d_v = d_v if d_v is not None else d_model // n_heads
+        require(d_k > 0, "d_k", f"must be positive, got {d_k}")
+        require(d_v > 0, "d_v", f"must be positive, got {d_v}")
+        require(d_model % 2 == 0, "d_model", f"must be even for sinusoidal positions, got {d_model}")
+        require(n_encoder_layers >= 1, "n_encoder_layers", f"must be >= 1, got {n_encoder_layers}")
+        require(n_decoder_layers >= 1, "n_decoder_layers", f"must be >= 1, got {n_decoder_layers}")
+        for name, value in [("dropout", dropout), ("attention_dropout", attention_dropout),
+                            ("activation_dropout", activation_dropout)]:
+            require(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
+        require(norm_position in ("post", "pre"), "norm_position",
+                f"must be 'post' (paper) or 'pre', got {norm_position!r}")
+        require(positional in ("sinusoidal", "learned"), "positional",
+                f"must be 'sinusoidal' or 'learned', got {positional!r}")
+        require(not share_embeddings or src_vocab_size == tgt_vocab_size, "share_embeddings",
+                f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}")
+
+        self.pad_id = pad_id
+        self.d_model = d_model
+        self.dropout = dropout
+        self.embed_scale = math.sqrt(d_model) if scale_embeddings else 1.0
+        pre_norm = norm_position == "pre"
+
+        self.tgt_embed = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
+        self.src_embed = self.tgt_embed if share_embeddings else nn.Embedding(
+            src_vocab_size, d_model, padding_idx=pad_id)
+        self.positions = build_positions(positional, d_model, max_positions)
+        layer_args = (d_model, d_ff, n_heads, d_k, d_v, dropout, attention_dropout,
+                      activation_dropout, pre_norm)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(n_encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(n_decoder_layers))
+        # Pre-LN leaves the residual stream un-normalised; a final norm closes each stack.
+        self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.output_proj = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        self._reset_parameters()
+        if tie_output:  # §3.4: the pre-softmax projection shares the embedding matrix
+            self.output_proj.weight = self.tgt_embed.weight
+
+    def _reset_parameters(self) -> None:
+        for name, param in self.named_parameters():
+            if param.dim() > 1 and "embed" not in name and "positions" not in name:
+                nn.init.xavier_uniform_(param)
+        for embedding in {self.src_embed, self.tgt_embed}:
+            nn.init.normal_(embedding.weight, mean=0.0, std=self.d_model**-0.5)
+            with torch.no_grad():
+                embedding.weight[self.pad_id].zero_()
+
+    # -- the pieces -----------------------------------------------------------------------------
+    def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        x = embedding(tokens) * self.embed_scale + self.positions(tokens.size(1), offset)
+        return dropout(x, self.dropout, self.training)
+
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> EncoderOut:
+        x = self._embed(self.src_embed, src)
+        key_mask = (~src_pad_mask)[:, None, None, :]
+        for layer in self.encoder_layers:
+            x = layer(x, key_mask)
+        return EncoderOut(self.encoder_norm(x), src_pad_mask)
+
+    def decode(self, tgt_in: torch.Tensor, enc: EncoderOut) -> torch.Tensor:
+        x = self._embed(self.tgt_embed, tgt_in)
+        for layer in self.decoder_layers:
+            x, _ = layer(x, enc.attn_mask, enc.memory)
+        return self.output_proj(self.decoder_norm(x))
+
+    def forward(self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]`` for target inputs ``tgt_in`` (BOS-shifted)."""
+        return self.decode(tgt_in, self.encode(src, src_pad_mask))
+
+    # -- incremental decoding (see models/interface.py) ----------------------------------------
+    def init_decoder_state(self, enc: EncoderOut) -> DecoderState:
+        batch = enc.memory.size(0)
+        empty = enc.memory.new_zeros(batch, 0, 0)
+        self_caches = []
+        for layer in self.decoder_layers:
+            attn = layer.self_attn
+            self_caches.append(KVCache(
+                empty.new_zeros(batch, attn.n_heads, 0, attn.d_k),
+                empty.new_zeros(batch, attn.n_heads, 0, attn.d_v),
+            ))
+        cross = [layer.cross_attn.project_kv(enc.memory) for layer in self.decoder_layers]
+        return DecoderState(0, self_caches, cross)
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, enc: EncoderOut, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState]:
+        x = self._embed(self.tgt_embed, prev_tokens[:, None], offset=state.step)
+        new_caches = []
+        for layer, self_cache, cross_cache in zip(
+            self.decoder_layers, state.self_caches, state.cross_caches, strict=True
+        ):
+            x, self_cache = layer(x, enc.attn_mask, self_cache=self_cache, cross_cache=cross_cache)
+            new_caches.append(self_cache)
+        logits = self.output_proj(self.decoder_norm(x))[:, 0]
+        return logits, DecoderState(state.step + 1, new_caches, state.cross_caches)
+
+    def reorder_encoder_out(self, enc: EncoderOut, index: torch.Tensor) -> EncoderOut:
+        return EncoderOut(enc.memory.index_select(0, index), enc.pad_mask.index_select(0, index))
+
+    def reorder_decoder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
+        return DecoderState(
+            state.step,
+            [c.index_select(index) for c in state.self_caches],
+            [c.index_select(index) for c in state.cross_caches],
+        )
+
+    # -- attention maps --------------------------------------------------------------------------
+    def attention_modules(self) -> dict[str, list[MultiHeadAttention]]:
+        return {
+            "encoder_self": [layer.self_attn for layer in self.encoder_layers],
+            "decoder_self": [layer.self_attn for layer in self.decoder_layers],
+            "cross": [layer.cross_attn for layer in self.decoder_layers],
+        }

@@ -1,0 +1,157 @@
+"""The LightningModule: the only place that knows about training.
+
+It receives a model, a criterion, and optimizer/scheduler factories already built from config
+(``hydra.utils.instantiate`` with ``_partial_: true``); it never constructs them by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from attnlab import __version__
+from attnlab.data.datamodule import Batch
+from attnlab.decoding import generate
+from attnlab.metrics import translation_scores
+
+CHECKPOINT_KEY = "attnlab"
+
+
+class Seq2SeqModule(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: nn.Module,
+        optimizer: Any,
+        scheduler: Any | None = None,
+        decode: dict | None = None,
+        valid_decode: bool = True,
+        scheduler_interval: str = "step",
+    ):
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.decode_cfg = dict(decode or {"strategy": "greedy"})
+        self.valid_decode = valid_decode
+        self.scheduler_interval = scheduler_interval
+        self.tokenizer = None  # set from the datamodule or a checkpoint
+        self.run_config: dict | None = None  # the resolved config, stored in every checkpoint
+        self.output_dir: Path | None = None
+        self.scores: dict[str, dict[str, Any]] = {}
+        self._sums: dict[str, torch.Tensor] = {}
+        self._hypotheses: dict[str, dict[int, str]] = defaultdict(dict)
+
+    # -- training ------------------------------------------------------------------------------
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.model(batch.src, batch.src_pad_mask, batch.tgt_in)
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        loss_sum, nll_sum = self.criterion(self(batch), batch.tgt_out)
+        return loss_sum, nll_sum, batch.num_target_tokens
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss_sum, nll_sum, ntokens = self._loss(batch)
+        loss = loss_sum / ntokens
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
+        self.log("train/nll", nll_sum / ntokens, batch_size=len(batch))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def _split_name(self, stage: str, dataloader_idx: int) -> str:
+        datamodule = self.trainer.datamodule
+        if stage == "val":
+            return datamodule.valid_split
+        return datamodule.evaluation_splits()[dataloader_idx]
+
+    def _eval_step(self, stage: str, batch: Batch, dataloader_idx: int, decode: bool) -> None:
+        split = self._split_name(stage, dataloader_idx)
+        loss_sum, nll_sum, ntokens = self._loss(batch)
+        sums = torch.stack([loss_sum.detach(), nll_sum, ntokens.to(loss_sum.dtype)])
+        key = f"{stage}/{split}"
+        self._sums[key] = self._sums.get(key, 0) + sums
+        if decode:
+            for index, text in zip(batch.ids.tolist(), self.translate_batch(batch), strict=True):
+                self._hypotheses[key][index] = text
+
+    def translate_batch(self, batch: Batch, **overrides: Any) -> list[str]:
+        settings = {**self.decode_cfg, **overrides}
+        tok = self.tokenizer
+        nbest = generate(self.model, batch.src, batch.src_pad_mask, bos_id=tok.bos_id,
+                         eos_id=tok.eos_id, **settings)
+        return [tok.decode(hyps[0].tokens) for hyps in nbest]
+
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step("val", batch, dataloader_idx, decode=self.valid_decode)
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._eval_step("test", batch, dataloader_idx, decode=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_eval("test")
+
+    def _finish_eval(self, stage: str) -> None:
+        for key in sorted(k for k in self._sums if k.startswith(f"{stage}/")):
+            split = key.split("/", 1)[1]
+            loss_sum, nll_sum, ntokens = self.trainer.strategy.reduce(
+                self._sums.pop(key), reduce_op="sum").tolist()
+            # Validation metrics are logged without the split name so monitors stay stable.
+            prefix = "val" if stage == "val" else f"test/{split}"
+            scores: dict[str, Any] = {"loss": loss_sum / ntokens, "nll": nll_sum / ntokens,
+                                      "ppl": math.exp(min(nll_sum / ntokens, 50.0))}
+            hypotheses = self._gather(self._hypotheses.pop(key, {}))
+            if hypotheses:
+                data = self.trainer.datamodule.split_data(split)
+                order = sorted(hypotheses)
+                hyps = [hypotheses[i] for i in order]
+                refs = [data.examples[i].target for i in order]
+                scores.update(translation_scores(hyps, refs))
+                if stage == "test":
+                    self._write_hypotheses(split, hyps, refs)
+            for name, value in scores.items():
+                if isinstance(value, float):
+                    self.log(f"{prefix}/{name}", value, sync_dist=False, rank_zero_only=True)
+            self.scores[prefix] = scores
+
+    def _gather(self, hypotheses: dict[int, str]) -> dict[int, str]:
+        if not (dist.is_available() and dist.is_initialized()):
+            return hypotheses
+        parts: list[dict[int, str]] = [{} for _ in range(dist.get_world_size())]
+        dist.all_gather_object(parts, hypotheses)
+        return {k: v for part in parts for k, v in part.items()}
+
+    def _write_hypotheses(self, split: str, hyps: list[str], refs: list[str]) -> None:
+        if self.output_dir is None or not self.trainer.is_global_zero:
+            return
+        folder = Path(self.output_dir) / "hypotheses"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{split}.hyp.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+        (folder / f"{split}.ref.txt").write_text("".join(r + "\n" for r in refs), encoding="utf-8")
+
+    # -- checkpoints carry what a model needs to run ---------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "version": __version__,
+            "config": self.run_config,
+            "tokenizer_kind": getattr(self.tokenizer, "kind", None),
+            "tokenizer_bytes": self.tokenizer.to_bytes() if self.tokenizer is not None else None,
+        }
