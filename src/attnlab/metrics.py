@@ -17,8 +17,10 @@ def translation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> 
     refs = [list(references)]
     bleu_score = bleu.corpus_score(list(hypotheses), refs)
     chrf_score = chrf.corpus_score(list(hypotheses), refs)
+    exact = sum(h == r for h, r in zip(hypotheses, references, strict=True))
     return {
         "bleu": bleu_score.score,
+        "exact_match": 100.0 * exact / max(len(references), 1),
         "chrf": chrf_score.score,
         "bleu_signature": str(bleu.get_signature()),
         "chrf_signature": str(chrf.get_signature()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab.data.files import atomic_write_bytes
 
-SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password")
+# Keys whose values must never reach a saved config or a logger: "wandb.api_key", "hf_token"...
+# but not "tokenizer" or "max_tokens".
+SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token)$", re.IGNORECASE)
 
 
 def git_sha() -> str | None:
@@ -31,7 +34,7 @@ def resolved_container(cfg: DictConfig) -> dict[str, Any]:
 
 def _scrub(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: ("<redacted>" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else _scrub(v))
+        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else _scrub(v))
                 for k, v in node.items()}
     if isinstance(node, list):
         return [_scrub(v) for v in node]

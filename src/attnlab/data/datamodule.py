@@ -66,12 +66,14 @@ class TokenizedSplit(Dataset):
         return index  # the collate function gathers the arrays; avoids per-item tensor copies
 
     def lengths(self) -> np.ndarray:
-        # The padded cost of an example: the longer side, with BOS/EOS.
-        return np.array([max(len(s), len(t) + 1) for s, t in zip(self.sources, self.targets, strict=True)])
+        # The padded cost of an example: the longer side, with its EOS (and BOS on the target).
+        return np.array([max(len(s), len(t)) + 1 for s, t in zip(self.sources, self.targets, strict=True)])
 
     def collate(self, indices: list[int]) -> Batch:
         batch = len(indices)
-        src_len = max(len(self.sources[i]) for i in indices)
+        # Sources end with EOS (as in fairseq): it marks where the sentence ends, which
+        # position-sensitive tasks (reversal, alignment near the end) need.
+        src_len = max(len(self.sources[i]) for i in indices) + 1
         tgt_len = max(len(self.targets[i]) for i in indices) + 1
         src = np.full((batch, src_len), PAD, dtype=np.int64)
         tgt_in = np.full((batch, tgt_len), PAD, dtype=np.int64)
@@ -79,6 +81,7 @@ class TokenizedSplit(Dataset):
         for row, i in enumerate(indices):
             s, t = self.sources[i], self.targets[i]
             src[row, : len(s)] = s
+            src[row, len(s)] = EOS
             tgt_in[row, 0] = BOS
             tgt_in[row, 1 : len(t) + 1] = t
             tgt_out[row, : len(t)] = t
@@ -191,7 +194,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
     def _limit_lengths(self, data: TokenizedSplit) -> TokenizedSplit:
         # Training drops over-long pairs (as fairseq does); evaluation truncates the source so
         # every reference is still scored.
-        max_src, max_tgt = self.max_source_positions, self.max_target_positions - 1
+        max_src, max_tgt = self.max_source_positions - 1, self.max_target_positions - 1
         too_long = [i for i in range(len(data))
                     if len(data.sources[i]) > max_src or len(data.targets[i]) > max_tgt]
         if not too_long:

@@ -1,0 +1,113 @@
+"""``attnlab-eval ckpt_path=... data.split=test_2016_flickr [decode=beam]``.
+
+Everything needed to run the model comes from the checkpoint (config, tokenizer, weights);
+the command only says which split to score and, optionally, how to decode. It writes the
+hypotheses and a metrics.json into its own run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from attnlab.config import register_resolvers
+
+log = logging.getLogger("attnlab.evaluate")
+register_resolvers()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: tensors and plain data only, never arbitrary pickles."""
+    import pickle
+
+    import torch
+
+    from attnlab.config_errors import ConfigError
+    from attnlab.module import CHECKPOINT_KEY
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("ckpt_path", f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable attnlab checkpoint (truncated or tampered?): "
+                         f"{str(error).splitlines()[0]}") from None
+    if CHECKPOINT_KEY not in checkpoint or not checkpoint[CHECKPOINT_KEY].get("config"):
+        raise ValueError(f"{path}: no attnlab config inside; was it written by attnlab-train?")
+    return checkpoint
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from hydra.utils import instantiate
+
+    from attnlab.config import build, check_decode
+    from attnlab.data.tokenizer import tokenizer_from_bytes
+    from attnlab.module import CHECKPOINT_KEY
+    from attnlab.runs import git_sha, write_metrics
+
+    started = time.time()
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    meta = checkpoint[CHECKPOINT_KEY]
+    train_cfg = OmegaConf.create(meta["config"])
+    with open_dict(train_cfg):
+        train_cfg.data.split = cfg.data.split
+        if cfg.data.get("eval_max_tokens"):
+            train_cfg.data.eval_max_tokens = cfg.data.eval_max_tokens
+        if cfg.paths.get("data_dir"):
+            train_cfg.data.task.root = cfg.paths.data_dir
+        if cfg.paths.get("cache_dir"):
+            train_cfg.data.cache_dir = cfg.paths.cache_dir
+        if cfg.get("decode") is not None:
+            train_cfg.decode = cfg.decode
+    check_decode(train_cfg.decode)
+
+    tokenizer = tokenizer_from_bytes(meta["tokenizer_kind"], meta["tokenizer_bytes"])
+    datamodule = build(train_cfg.data, "data")
+    datamodule.set_tokenizer(tokenizer)
+    model = build(train_cfg.model, "model", src_vocab_size=tokenizer.vocab_size,
+                  tgt_vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+    module = build(train_cfg.module, "module", model=model,
+                   criterion=build(train_cfg.criterion, "criterion", ignore_index=tokenizer.pad_id),
+                   optimizer=None, decode=OmegaConf.to_container(train_cfg.decode, resolve=True))
+    module.load_state_dict(checkpoint["state_dict"])
+    module.tokenizer = tokenizer
+    module.run_config = meta["config"]
+    output_dir = Path(cfg.paths.output_dir)
+    module.output_dir = output_dir
+
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], max_time=None,
+                          enable_checkpointing=False)
+    trainer.test(module, datamodule=datamodule)
+    split = cfg.data.split
+    scores = module.scores.get(f"test/{split}", {})
+    metrics = {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "split": split,
+        "decode": OmegaConf.to_container(train_cfg.decode, resolve=True),
+        "test": {split: scores},
+        "wall_time_s": round(time.time() - started, 1),
+        "git_sha": git_sha(),
+    }
+    write_metrics(output_dir, metrics)
+    log.info("%s: %s", split, {k: v for k, v in scores.items() if not k.endswith("signature")})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from attnlab.config_errors import ConfigError
+
+    try:
+        evaluate(cfg)
+    except ConfigError as error:
+        raise SystemExit(f"attnlab: config error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

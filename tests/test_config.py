@@ -1,0 +1,65 @@
+"""Configs compose, build, and refuse mistakes before any training, naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.utils import instantiate
+
+from attnlab.config import validate_train_config
+from attnlab.config_errors import ConfigError
+
+MODELS = ["transformer", "transformer_small", "transformer_big", "transformer_tiny"]
+DATA = ["toy", "multi30k", "multi30k_en_de"]
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
+    cfg = make_cfg(f"model={model}", f"data={data}", base=["logger=csv"])
+    validate_train_config(cfg)  # builds the model on the meta device and the datamodule
+    datamodule = instantiate(cfg.data)
+    assert datamodule.valid_split in datamodule.task.splits
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "words"),
+    [
+        (["model.n_heads=3"], "model.n_heads", "not divisible"),
+        (["model.dropout=-0.1"], "model.dropout", "[0, 1)"),
+        (["data.valid_split=dev"], "data.valid_split", "unknown split"),
+        (["data.test_splits=[test,nope]"], "data.test_splits", "unknown split"),
+        (["+model.d_modle=64"], "model.d_modle", "did you mean 'd_model'"),
+        (["model.d_model=wide"], "model.d_model", "expected int"),
+        (["model.norm_position=middle"], "model.norm_position", "post"),
+        (["criterion.label_smoothing=1.5"], "criterion.label_smoothing", "[0, 1)"),
+        (["decode=beam", "decode.beam_size=0"], "decode.beam_size", "invalid"),
+        (["decode.strategy=sample"], "decode.strategy", "greedy"),
+        (["data.max_tokens=16"], "data.max_tokens", "longest"),
+        (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches", ">= 1"),
+        (["+trainer.max_epoch=3"], "trainer.max_epoch", "did you mean 'max_epochs'"),
+    ],
+)
+def test_bad_config_fails_before_training_naming_the_key(make_cfg, overrides, key, words):
+    cfg = make_cfg(*overrides)
+    with pytest.raises(ConfigError) as error:
+        validate_train_config(cfg)
+    assert error.value.key == key
+    assert words in str(error.value)
+
+
+def test_paper_schedule_peak_is_d_model_and_warmup_dependent(make_cfg):
+    cfg = make_cfg("optim=noam_paper", "model=transformer", base=["logger=csv"])
+    assert cfg.optim.optimizer.lr == pytest.approx(512**-0.5 * 4000**-0.5)
+
+
+def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "attnlab.train", "experiment=toy", "model.n_heads=3",
+         f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "model.n_heads" in result.stderr + result.stdout
