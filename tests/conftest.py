@@ -16,7 +16,9 @@ from omegaconf import DictConfig, open_dict
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ATTNLAB_DATA_DIR", REPO.parent / "shared" / "data"))
 HAS_MULTI30K = (SHARED_DATA / "multi30k_en_de" / "train.de.gz").exists()
-needs_multi30k = pytest.mark.skipif(not HAS_MULTI30K, reason=f"Multi30k not found under {SHARED_DATA}")
+needs_multi30k = pytest.mark.skipif(
+    not HAS_MULTI30K, reason=f"Multi30k not found under {SHARED_DATA}"
+)
 
 
 def compose_config(overrides: list[str], tmp_path: Path, config_name: str = "train") -> DictConfig:

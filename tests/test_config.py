@@ -11,7 +11,14 @@ from hydra.utils import instantiate
 from attnlab.config import validate_train_config
 from attnlab.config_errors import ConfigError
 
-MODELS = ["transformer", "transformer_small", "transformer_big", "transformer_tiny"]
+MODELS = [
+    "transformer",
+    "transformer_small",
+    "transformer_big",
+    "transformer_tiny",
+    "rnn_bahdanau",
+    "rnn_luong",
+]
 DATA = ["toy", "multi30k", "multi30k_en_de"]
 
 
@@ -57,9 +64,17 @@ def test_paper_schedule_peak_is_d_model_and_warmup_dependent(make_cfg):
 
 def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "attnlab.train", "experiment=toy", "model.n_heads=3",
-         f"hydra.run.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "attnlab.train",
+            "experiment=toy",
+            "model.n_heads=3",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "model.n_heads" in result.stderr + result.stdout

@@ -16,8 +16,16 @@ BOS, EOS, PAD = 2, 3, 0
 
 def tiny(**overrides) -> Transformer:
     torch.manual_seed(0)
-    args = dict(src_vocab_size=40, tgt_vocab_size=40, d_model=32, d_ff=64, n_heads=4,
-                n_encoder_layers=2, n_decoder_layers=2, max_positions=64)
+    args = dict(
+        src_vocab_size=40,
+        tgt_vocab_size=40,
+        d_model=32,
+        d_ff=64,
+        n_heads=4,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        max_positions=64,
+    )
     return Transformer(**{**args, **overrides}).eval()
 
 
@@ -28,10 +36,16 @@ def padded_batch(lengths: list[int], vocab: int = 40, seed: int = 1):
     return src.masked_fill(pad_mask, PAD), pad_mask
 
 
-@pytest.mark.parametrize("variant", [
-    {}, {"norm_position": "pre"}, {"positional": "learned"}, {"d_k": 8, "d_v": 12},
-    {"share_embeddings": False, "src_vocab_size": 30},
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"norm_position": "pre"},
+        {"positional": "learned"},
+        {"d_k": 8, "d_v": 12},
+        {"share_embeddings": False, "src_vocab_size": 30},
+    ],
+)
 def test_incremental_decoding_equals_teacher_forcing(variant):
     model = tiny(**variant)
     src, pad_mask = padded_batch([7, 4, 6], vocab=min(30, 40))
@@ -66,8 +80,12 @@ def test_three_way_weight_tying_is_a_switch():
 def test_sinusoidal_positions_follow_the_paper_formula():
     table = SinusoidalPositions(d_model=16, max_len=50).table
     pos, i = 7, 3
-    assert table[pos, 2 * i].item() == pytest.approx(math.sin(pos / 10000 ** (2 * i / 16)), abs=1e-6)
-    assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(pos / 10000 ** (2 * i / 16)), abs=1e-6)
+    assert table[pos, 2 * i].item() == pytest.approx(
+        math.sin(pos / 10000 ** (2 * i / 16)), abs=1e-6
+    )
+    assert table[pos, 2 * i + 1].item() == pytest.approx(
+        math.cos(pos / 10000 ** (2 * i / 16)), abs=1e-6
+    )
 
 
 def test_embeddings_are_scaled_by_sqrt_d_model():
@@ -91,8 +109,9 @@ def test_beam_size_one_equals_greedy_on_the_transformer(length_penalty):
     model = tiny()
     src, pad_mask = padded_batch([6, 3, 8, 5], seed=3)
     greedy = greedy_search(model, src, pad_mask, bos_id=BOS, eos_id=EOS)
-    beam = beam_search(model, src, pad_mask, bos_id=BOS, eos_id=EOS, beam_size=1,
-                       length_penalty=length_penalty)
+    beam = beam_search(
+        model, src, pad_mask, bos_id=BOS, eos_id=EOS, beam_size=1, length_penalty=length_penalty
+    )
     assert [h.tokens for h in greedy] == [hyps[0].tokens for hyps in beam]
 
 

@@ -26,17 +26,30 @@ class TokenThroughput(L.Callback):
     def tokens_per_sec(self) -> float:
         return self.total_tokens / self.total_seconds if self.total_seconds else 0.0
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         seconds = time.perf_counter() - self._start
         tokens = int(batch.num_source_tokens) + int(batch.num_target_tokens)
         self.total_tokens += tokens
         self.total_seconds += seconds
-        self._recent = [*self._recent[-(self.window - 1):], (tokens, seconds)]
+        self._recent = [*self._recent[-(self.window - 1) :], (tokens, seconds)]
         recent_rate = sum(t for t, _ in self._recent) / max(sum(s for _, s in self._recent), 1e-9)
-        pl_module.log("train/tok_s", recent_rate, prog_bar=True, on_step=True, on_epoch=False,
-                      batch_size=len(batch))
+        pl_module.log(
+            "train/tok_s",
+            recent_rate,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(batch),
+        )

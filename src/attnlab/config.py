@@ -127,8 +127,11 @@ DECODE_STRATEGIES = ("greedy", "beam")
 
 
 def check_decode(decode: DictConfig, path: str = "decode") -> None:
-    require(decode.get("strategy") in DECODE_STRATEGIES, f"{path}.strategy",
-            f"must be one of {list(DECODE_STRATEGIES)}, got {decode.get('strategy')!r}")
+    require(
+        decode.get("strategy") in DECODE_STRATEGIES,
+        f"{path}.strategy",
+        f"must be one of {list(DECODE_STRATEGIES)}, got {decode.get('strategy')!r}",
+    )
     checks = {
         "beam_size": lambda v: isinstance(v, int) and v >= 1,
         "nbest": lambda v: isinstance(v, int) and v >= 1,
@@ -141,22 +144,39 @@ def check_decode(decode: DictConfig, path: str = "decode") -> None:
     for key in decode:
         if key == "strategy":
             continue
-        require(key in checks, f"{path}.{key}",
-                f"unknown decoding option; known: {sorted(['strategy', *checks])}")
+        require(
+            key in checks,
+            f"{path}.{key}",
+            f"unknown decoding option; known: {sorted(['strategy', *checks])}",
+        )
         require(checks[key](decode[key]), f"{path}.{key}", f"invalid value {decode[key]!r}")
-    require(decode.get("strategy") == "beam" or decode.get("beam_size", 1) == 1, f"{path}.beam_size",
-            "beam_size only applies to strategy=beam")
-    require(decode.get("nbest", 1) <= decode.get("beam_size", 1), f"{path}.nbest",
-            "nbest cannot exceed beam_size")
+    require(
+        decode.get("strategy") == "beam" or decode.get("beam_size", 1) == 1,
+        f"{path}.beam_size",
+        "beam_size only applies to strategy=beam",
+    )
+    require(
+        decode.get("nbest", 1) <= decode.get("beam_size", 1),
+        f"{path}.nbest",
+        "nbest cannot exceed beam_size",
+    )
 
 
 def check_trainer(trainer: DictConfig) -> None:
     devices = trainer.get("devices", "auto")
-    require(devices == "auto" or devices == -1 or (isinstance(devices, int) and devices >= 1)
-            or isinstance(devices, str | ListConfig), "trainer.devices",
-            f"must be 'auto', -1 or a positive count, got {devices!r}")
-    require(trainer.get("accumulate_grad_batches", 1) >= 1, "trainer.accumulate_grad_batches",
-            "must be >= 1")
+    require(
+        devices == "auto"
+        or devices == -1
+        or (isinstance(devices, int) and devices >= 1)
+        or isinstance(devices, str | ListConfig),
+        "trainer.devices",
+        f"must be 'auto', -1 or a positive count, got {devices!r}",
+    )
+    require(
+        trainer.get("accumulate_grad_batches", 1) >= 1,
+        "trainer.accumulate_grad_batches",
+        "must be >= 1",
+    )
     clip = trainer.get("gradient_clip_val")
     require(clip is None or clip >= 0, "trainer.gradient_clip_val", f"must be >= 0, got {clip}")
 
@@ -166,7 +186,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     try:
         OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
     except Exception as error:  # e.g. a missing mandatory value or a broken interpolation
-        raise ConfigError(getattr(error, "full_key", "config") or "config", str(error).split("\n")[0]) from None
+        raise ConfigError(
+            getattr(error, "full_key", "config") or "config", str(error).split("\n")[0]
+        ) from None
     _walk_targets(cfg, "")
     with torch.device("meta"):  # construct without allocating: only the argument checks run
         build(cfg.model, "model", src_vocab_size=8, tgt_vocab_size=8)
@@ -174,7 +196,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     data_kwargs = {k: v for k, v in cfg.data.items() if k not in _HYDRA_KEYS and k != "task"}
     data_target = get_object(cfg.data._target_)
     try:
-        data_target(task=task, **OmegaConf.to_container(OmegaConf.create(data_kwargs), resolve=True))
+        data_target(
+            task=task, **OmegaConf.to_container(OmegaConf.create(data_kwargs), resolve=True)
+        )
     except ConfigError as error:
         raise error.under("data") from None
     build(cfg.criterion, "criterion")

@@ -36,8 +36,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable attnlab checkpoint (truncated or tampered?): "
-                         f"{str(error).splitlines()[0]}") from None
+        raise ValueError(
+            f"{path}: not a readable attnlab checkpoint (truncated or tampered?): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
     if CHECKPOINT_KEY not in checkpoint or not checkpoint[CHECKPOINT_KEY].get("config"):
         raise ValueError(f"{path}: no attnlab config inside; was it written by attnlab-train?")
     return checkpoint
@@ -70,19 +72,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     tokenizer = tokenizer_from_bytes(meta["tokenizer_kind"], meta["tokenizer_bytes"])
     datamodule = build(train_cfg.data, "data")
     datamodule.set_tokenizer(tokenizer)
-    model = build(train_cfg.model, "model", src_vocab_size=tokenizer.vocab_size,
-                  tgt_vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
-    module = build(train_cfg.module, "module", model=model,
-                   criterion=build(train_cfg.criterion, "criterion", ignore_index=tokenizer.pad_id),
-                   optimizer=None, decode=OmegaConf.to_container(train_cfg.decode, resolve=True))
+    model = build(
+        train_cfg.model,
+        "model",
+        src_vocab_size=tokenizer.vocab_size,
+        tgt_vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+    )
+    module = build(
+        train_cfg.module,
+        "module",
+        model=model,
+        criterion=build(train_cfg.criterion, "criterion", ignore_index=tokenizer.pad_id),
+        optimizer=None,
+        decode=OmegaConf.to_container(train_cfg.decode, resolve=True),
+    )
     module.load_state_dict(checkpoint["state_dict"])
     module.tokenizer = tokenizer
     module.run_config = meta["config"]
     output_dir = Path(cfg.paths.output_dir)
     module.output_dir = output_dir
 
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], max_time=None,
-                          enable_checkpointing=False)
+    trainer = instantiate(
+        cfg.trainer, logger=False, callbacks=[], max_time=None, enable_checkpointing=False
+    )
     trainer.test(module, datamodule=datamodule)
     split = cfg.data.split
     scores = module.scores.get(f"test/{split}", {})

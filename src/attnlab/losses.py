@@ -18,11 +18,17 @@ class LabelSmoothedCrossEntropy(nn.Module):
 
     def __init__(self, label_smoothing: float = 0.1, ignore_index: int = 0):
         super().__init__()
-        require(0.0 <= label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1), got {label_smoothing}")
+        require(
+            0.0 <= label_smoothing < 1.0,
+            "label_smoothing",
+            f"must be in [0, 1), got {label_smoothing}",
+        )
         self.label_smoothing = label_smoothing
         self.ignore_index = ignore_index
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (smoothed loss sum, NLL sum) over tokens that are not ``ignore_index``."""
         # One log-softmax serves both terms: loss = (1-ε)·NLL + ε·mean_v(-log p_v), exactly
         # F.cross_entropy(label_smoothing=ε), without computing the softmax twice.

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from sacrebleu.metrics import BLEU, CHRF
 
 
-def translation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float | str]:
+def translation_scores(
+    hypotheses: Sequence[str], references: Sequence[str]
+) -> dict[str, float | str]:
     """Corpus BLEU and chrF of detokenised hypotheses against one reference each.
 
     The numbers equal ``sacrebleu REF < HYP`` and ``sacrebleu -m chrf REF < HYP`` on the same

@@ -70,8 +70,10 @@ class Seq2SeqModule(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }
 
     # -- evaluation ----------------------------------------------------------------------------
     def _split_name(self, stage: str, dataloader_idx: int) -> str:
@@ -93,8 +95,14 @@ class Seq2SeqModule(L.LightningModule):
     def translate_batch(self, batch: Batch, **overrides: Any) -> list[str]:
         settings = {**self.decode_cfg, **overrides}
         tok = self.tokenizer
-        nbest = generate(self.model, batch.src, batch.src_pad_mask, bos_id=tok.bos_id,
-                         eos_id=tok.eos_id, **settings)
+        nbest = generate(
+            self.model,
+            batch.src,
+            batch.src_pad_mask,
+            bos_id=tok.bos_id,
+            eos_id=tok.eos_id,
+            **settings,
+        )
         return [tok.decode(hyps[0].tokens) for hyps in nbest]
 
     def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -113,11 +121,15 @@ class Seq2SeqModule(L.LightningModule):
         for key in sorted(k for k in self._sums if k.startswith(f"{stage}/")):
             split = key.split("/", 1)[1]
             loss_sum, nll_sum, ntokens = self.trainer.strategy.reduce(
-                self._sums.pop(key), reduce_op="sum").tolist()
+                self._sums.pop(key), reduce_op="sum"
+            ).tolist()
             # Validation metrics are logged without the split name so monitors stay stable.
             prefix = "val" if stage == "val" else f"test/{split}"
-            scores: dict[str, Any] = {"loss": loss_sum / ntokens, "nll": nll_sum / ntokens,
-                                      "ppl": math.exp(min(nll_sum / ntokens, 50.0))}
+            scores: dict[str, Any] = {
+                "loss": loss_sum / ntokens,
+                "nll": nll_sum / ntokens,
+                "ppl": math.exp(min(nll_sum / ntokens, 50.0)),
+            }
             hypotheses = self._gather(self._hypotheses.pop(key, {}))
             if hypotheses:
                 data = self.trainer.datamodule.split_data(split)

@@ -19,8 +19,13 @@ SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token)$", re.
 
 def git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -34,8 +39,10 @@ def resolved_container(cfg: DictConfig) -> dict[str, Any]:
 
 def _scrub(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else _scrub(v))
-                for k, v in node.items()}
+        return {
+            k: ("<redacted>" if SECRET_KEY.search(str(k)) and v else _scrub(v))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_scrub(v) for v in node]
     return node
@@ -48,5 +55,7 @@ def save_resolved_config(cfg: DictConfig, output_dir: Path) -> None:
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
     path = Path(output_dir) / "metrics.json"
-    atomic_write_bytes(path, (json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(
+        path, (json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n").encode()
+    )
     return path

@@ -25,7 +25,10 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 31) == 1
+    ok = (
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1
+        and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 31) == 1
+    )
     if not ok:
         log.debug("mallopt not available; keeping the allocator defaults")
     return ok

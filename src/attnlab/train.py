@@ -69,13 +69,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = build(cfg.data, "data")
     tokenizer = datamodule.prepare_tokenizer()
-    model = build(cfg.model, "model", src_vocab_size=tokenizer.vocab_size,
-                  tgt_vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+    model = build(
+        cfg.model,
+        "model",
+        src_vocab_size=tokenizer.vocab_size,
+        tgt_vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+    )
     module = build(
-        cfg.module, "module", model=model,
+        cfg.module,
+        "module",
+        model=model,
         criterion=build(cfg.criterion, "criterion", ignore_index=tokenizer.pad_id),
         optimizer=build(cfg.optim.optimizer, "optim.optimizer"),
-        scheduler=build(cfg.optim.scheduler, "optim.scheduler") if cfg.optim.get("scheduler") else None,
+        scheduler=build(cfg.optim.scheduler, "optim.scheduler")
+        if cfg.optim.get("scheduler")
+        else None,
         decode=OmegaConf.to_container(cfg.decode, resolve=True),
     )
     module.tokenizer = tokenizer
@@ -89,18 +98,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     n_params = sum(p.numel() for p in model.parameters())
     if trainer.is_global_zero:
         save_resolved_config(cfg, output_dir)
-        log.info("model: %s parameters; vocabulary %d; run directory %s", f"{n_params:,}",
-                 tokenizer.vocab_size, output_dir)
+        log.info(
+            "model: %s parameters; vocabulary %d; run directory %s",
+            f"{n_params:,}",
+            tokenizer.vocab_size,
+            output_dir,
+        )
     for logger in loggers:
         logger.log_hyperparams({**module.run_config, "n_params": n_params})
 
     if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule,
-                    ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir),
+        )
     train_seconds = time.time() - started
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     if cfg.get("test", True):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best if best else None, weights_only=False)
+        trainer.test(
+            module, datamodule=datamodule, ckpt_path=best if best else None, weights_only=True
+        )
 
     metrics = {
         "test": {k.split("/", 1)[1]: v for k, v in module.scores.items() if k.startswith("test/")},
@@ -114,8 +132,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": best,
         "git_sha": git_sha(),
         "seed": cfg.seed,
-        "train_padding_fraction": (datamodule.train_sampler.padding_fraction()
-                                   if datamodule.train_sampler is not None else None),
+        "train_padding_fraction": (
+            datamodule.train_sampler.padding_fraction()
+            if datamodule.train_sampler is not None
+            else None
+        ),
     }
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)

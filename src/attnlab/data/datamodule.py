@@ -53,8 +53,13 @@ class Batch:
 class TokenizedSplit(Dataset):
     """Token ids of one split, with the raw texts kept for scoring and display."""
 
-    def __init__(self, name: str, examples: Sequence[Example], sources: list[np.ndarray],
-                 targets: list[np.ndarray]):
+    def __init__(
+        self,
+        name: str,
+        examples: Sequence[Example],
+        sources: list[np.ndarray],
+        targets: list[np.ndarray],
+    ):
         self.name = name
         self.examples = list(examples)
         self.sources, self.targets = sources, targets
@@ -67,7 +72,9 @@ class TokenizedSplit(Dataset):
 
     def lengths(self) -> np.ndarray:
         # The padded cost of an example: the longer side, with its EOS (and BOS on the target).
-        return np.array([max(len(s), len(t)) + 1 for s, t in zip(self.sources, self.targets, strict=True)])
+        return np.array(
+            [max(len(s), len(t)) + 1 for s, t in zip(self.sources, self.targets, strict=True)]
+        )
 
     def collate(self, indices: list[int]) -> Batch:
         batch = len(indices)
@@ -87,8 +94,13 @@ class TokenizedSplit(Dataset):
             tgt_out[row, : len(t)] = t
             tgt_out[row, len(t)] = EOS
         src_t = torch.from_numpy(src)
-        return Batch(src_t, src_t == PAD, torch.from_numpy(tgt_in), torch.from_numpy(tgt_out),
-                     torch.tensor(indices))
+        return Batch(
+            src_t,
+            src_t == PAD,
+            torch.from_numpy(tgt_in),
+            torch.from_numpy(tgt_out),
+            torch.tensor(indices),
+        )
 
 
 class Seq2SeqDataModule(L.LightningDataModule):
@@ -113,28 +125,53 @@ class Seq2SeqDataModule(L.LightningDataModule):
     ):
         super().__init__()
         tokenizer = dict(tokenizer or {"kind": "sentencepiece", "vocab_size": 8000})
-        require(tokenizer.get("kind") in TOKENIZERS, "tokenizer.kind",
-                f"must be one of {sorted(TOKENIZERS)}, got {tokenizer.get('kind')!r}")
+        require(
+            tokenizer.get("kind") in TOKENIZERS,
+            "tokenizer.kind",
+            f"must be one of {sorted(TOKENIZERS)}, got {tokenizer.get('kind')!r}",
+        )
         require(max_tokens > 0, "max_tokens", f"must be positive, got {max_tokens}")
         require(eval_max_tokens > 0, "eval_max_tokens", f"must be positive, got {eval_max_tokens}")
         require(num_workers >= 0, "num_workers", f"must be >= 0, got {num_workers}")
-        for key, value in (("max_source_positions", max_source_positions),
-                           ("max_target_positions", max_target_positions)):
+        for key, value in (
+            ("max_source_positions", max_source_positions),
+            ("max_target_positions", max_target_positions),
+        ):
             require(value > 1, key, f"must be > 1, got {value}")
-        for key, names in (("valid_split", [valid_split]), ("test_splits", list(test_splits)),
-                           ("split", [split] if split else [])):
+        for key, names in (
+            ("valid_split", [valid_split]),
+            ("test_splits", list(test_splits)),
+            ("split", [split] if split else []),
+        ):
             for name in names:
-                require(name in task.splits, key, f"unknown split {name!r}; {task.name} has {list(task.splits)}")
-        require(max_tokens >= max(max_source_positions, max_target_positions) or limit_train_examples,
-                "max_tokens", f"{max_tokens} is smaller than the longest example allowed "
-                f"(max_source_positions={max_source_positions}, max_target_positions={max_target_positions})")
+                require(
+                    name in task.splits,
+                    key,
+                    f"unknown split {name!r}; {task.name} has {list(task.splits)}",
+                )
+        require(
+            max_tokens >= max(max_source_positions, max_target_positions) or limit_train_examples,
+            "max_tokens",
+            f"{max_tokens} is smaller than the longest example allowed "
+            f"(max_source_positions={max_source_positions}, max_target_positions={max_target_positions})",
+        )
         self.task = task
         self.tokenizer_cfg = tokenizer
-        self.max_tokens, self.eval_max_tokens, self.max_sentences = max_tokens, eval_max_tokens, max_sentences
-        self.max_source_positions, self.max_target_positions = max_source_positions, max_target_positions
+        self.max_tokens, self.eval_max_tokens, self.max_sentences = (
+            max_tokens,
+            eval_max_tokens,
+            max_sentences,
+        )
+        self.max_source_positions, self.max_target_positions = (
+            max_source_positions,
+            max_target_positions,
+        )
         self.valid_split, self.test_splits = valid_split, list(test_splits)
         self.eval_split = split
-        self.limit_train_examples, self.limit_eval_examples = limit_train_examples, limit_eval_examples
+        self.limit_train_examples, self.limit_eval_examples = (
+            limit_train_examples,
+            limit_eval_examples,
+        )
         self.num_workers, self.seed = num_workers, seed
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "cache"
         self.tokenizer = None
@@ -149,7 +186,8 @@ class Seq2SeqDataModule(L.LightningDataModule):
             examples = self._read("train")
             texts = [e.source for e in examples] + [e.target for e in examples]
             self.tokenizer = TOKENIZERS[self.tokenizer_cfg["kind"]].train_or_load(
-                texts, cache_dir=self.cache_dir, **cfg)
+                texts, cache_dir=self.cache_dir, **cfg
+            )
         return self.tokenizer
 
     def set_tokenizer(self, tokenizer) -> None:
@@ -183,11 +221,22 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 log.warning("tokenised-data cache %s is unreadable; rebuilding it", path)
                 sources = None
         if sources is None or len(sources) != len(examples):
-            sources = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_batch([e.source for e in examples])]
-            targets = [np.asarray(ids, dtype=np.int32) for ids in tokenizer.encode_batch([e.target for e in examples])]
+            sources = [
+                np.asarray(ids, dtype=np.int32)
+                for ids in tokenizer.encode_batch([e.source for e in examples])
+            ]
+            targets = [
+                np.asarray(ids, dtype=np.int32)
+                for ids in tokenizer.encode_batch([e.target for e in examples])
+            ]
             buffer = io.BytesIO()
-            np.savez(buffer, src=_concat(sources), src_offsets=_offsets(sources),
-                     tgt=_concat(targets), tgt_offsets=_offsets(targets))
+            np.savez(
+                buffer,
+                src=_concat(sources),
+                src_offsets=_offsets(sources),
+                tgt=_concat(targets),
+                tgt_offsets=_offsets(targets),
+            )
             atomic_write_bytes(path, buffer.getvalue())
         return self._limit_lengths(TokenizedSplit(split, examples, sources, targets))
 
@@ -195,18 +244,35 @@ class Seq2SeqDataModule(L.LightningDataModule):
         # Training drops over-long pairs (as fairseq does); evaluation truncates the source so
         # every reference is still scored.
         max_src, max_tgt = self.max_source_positions - 1, self.max_target_positions - 1
-        too_long = [i for i in range(len(data))
-                    if len(data.sources[i]) > max_src or len(data.targets[i]) > max_tgt]
+        too_long = [
+            i
+            for i in range(len(data))
+            if len(data.sources[i]) > max_src or len(data.targets[i]) > max_tgt
+        ]
         if not too_long:
             return data
         if data.name == "train":
             keep = sorted(set(range(len(data))) - set(too_long))
-            log.info("train: dropped %d of %d pairs longer than the position limits", len(too_long), len(data))
-            return TokenizedSplit(data.name, [data.examples[i] for i in keep],
-                                  [data.sources[i] for i in keep], [data.targets[i] for i in keep])
-        log.info("%s: truncated %d sources longer than %d tokens", data.name, len(too_long), max_src)
-        return TokenizedSplit(data.name, data.examples, [s[:max_src] for s in data.sources],
-                              [t[:max_tgt] for t in data.targets])
+            log.info(
+                "train: dropped %d of %d pairs longer than the position limits",
+                len(too_long),
+                len(data),
+            )
+            return TokenizedSplit(
+                data.name,
+                [data.examples[i] for i in keep],
+                [data.sources[i] for i in keep],
+                [data.targets[i] for i in keep],
+            )
+        log.info(
+            "%s: truncated %d sources longer than %d tokens", data.name, len(too_long), max_src
+        )
+        return TokenizedSplit(
+            data.name,
+            data.examples,
+            [s[:max_src] for s in data.sources],
+            [t[:max_tgt] for t in data.targets],
+        )
 
     def split_data(self, split: str) -> TokenizedSplit:
         if split not in self.splits:
@@ -230,11 +296,21 @@ class Seq2SeqDataModule(L.LightningDataModule):
 
     def _loader(self, data: TokenizedSplit, max_tokens: int, shuffle: bool) -> DataLoader:
         sampler = TokenBudgetBatchSampler(
-            data.lengths(), max_tokens, shuffle=shuffle, seed=self.seed, max_sentences=self.max_sentences)
+            data.lengths(),
+            max_tokens,
+            shuffle=shuffle,
+            seed=self.seed,
+            max_sentences=self.max_sentences,
+        )
         if shuffle:
             self.train_sampler = sampler
-        return DataLoader(data, batch_sampler=sampler, collate_fn=data.collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            data,
+            batch_sampler=sampler,
+            collate_fn=data.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         try:
@@ -248,8 +324,10 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return self._loader(self.split_data(self.valid_split), self.eval_max_tokens, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self.split_data(s), self.eval_max_tokens, shuffle=False)
-                for s in self.evaluation_splits()]
+        return [
+            self._loader(self.split_data(s), self.eval_max_tokens, shuffle=False)
+            for s in self.evaluation_splits()
+        ]
 
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:

@@ -59,7 +59,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def ensure_files(
-    directory: Path, files: Mapping[str, RemoteFile], *, download: bool = True, timeout: float = 30.0
+    directory: Path,
+    files: Mapping[str, RemoteFile],
+    *,
+    download: bool = True,
+    timeout: float = 30.0,
 ) -> None:
     """Make every file in ``files`` exist in ``directory`` with its sha256, or say what is missing."""
     missing: list[str] = []
@@ -76,7 +80,9 @@ def ensure_files(
                 continue
             actual = hashlib.sha256(data).hexdigest()
             if actual != remote.sha256:
-                raise ValueError(f"{remote.url}: sha256 {actual} does not match expected {remote.sha256}")
+                raise ValueError(
+                    f"{remote.url}: sha256 {actual} does not match expected {remote.sha256}"
+                )
             atomic_write_bytes(path, data)
         else:
             missing.append(name)

@@ -78,14 +78,22 @@ class Multi30k:
     splits = ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")
     folder = "multi30k_en_de"
 
-    def __init__(self, source_lang: str = "de", target_lang: str = "en", root: str | None = None,
-                 download: bool = True, verify: bool = True):
+    def __init__(
+        self,
+        source_lang: str = "de",
+        target_lang: str = "en",
+        root: str | None = None,
+        download: bool = True,
+        verify: bool = True,
+    ):
         for key, lang in (("source_lang", source_lang), ("target_lang", target_lang)):
             require(lang in ("de", "en"), key, f"must be 'de' or 'en', got {lang!r}")
         require(source_lang != target_lang, "target_lang", "must differ from source_lang")
         self.source_lang, self.target_lang = source_lang, target_lang
         self.directory = resolve_data_root(root) / self.folder
-        self.files = {n: RemoteFile(_MULTI30K_URL.format(name=n), h) for n, h in _MULTI30K_SHA256.items()}
+        self.files = {
+            n: RemoteFile(_MULTI30K_URL.format(name=n), h) for n, h in _MULTI30K_SHA256.items()
+        }
         self.download, self.verify = download, verify
         self._verified: set[str] = set()
 
@@ -108,18 +116,28 @@ class Multi30k:
     def read(self, split: str) -> list[Example]:
         if split not in self.splits:
             raise ConfigError("split", f"unknown split {split!r}; Multi30k has {list(self.splits)}")
-        return read_parallel(self._path(split, self.source_lang), self._path(split, self.target_lang))
+        return read_parallel(
+            self._path(split, self.source_lang), self._path(split, self.target_lang)
+        )
 
     def fingerprint(self, split: str) -> str:
         return f"{self.name}:{split}:" + ",".join(
-            self.files[f"{split}.{lang}.gz"].sha256[:16] for lang in (self.source_lang, self.target_lang))
+            self.files[f"{split}.{lang}.gz"].sha256[:16]
+            for lang in (self.source_lang, self.target_lang)
+        )
 
 
 class ParallelText:
     """Any parallel corpus laid out as ``<folder>/<split>.<src>[.gz]`` + ``<split>.<tgt>[.gz]``."""
 
-    def __init__(self, folder: str, source_lang: str, target_lang: str,
-                 splits: tuple[str, ...] = ("train", "valid", "test"), root: str | None = None):
+    def __init__(
+        self,
+        folder: str,
+        source_lang: str,
+        target_lang: str,
+        splits: tuple[str, ...] = ("train", "valid", "test"),
+        root: str | None = None,
+    ):
         self.directory = resolve_data_root(root) / folder
         self.source_lang, self.target_lang, self.splits = source_lang, target_lang, tuple(splits)
 
@@ -128,44 +146,75 @@ class ParallelText:
         return f"{self.directory.name}_{self.source_lang}-{self.target_lang}"
 
     def _path(self, split: str, lang: str) -> Path:
-        for candidate in (self.directory / f"{split}.{lang}", self.directory / f"{split}.{lang}.gz"):
+        for candidate in (
+            self.directory / f"{split}.{lang}",
+            self.directory / f"{split}.{lang}.gz",
+        ):
             if candidate.exists():
                 return candidate
         raise FileNotFoundError(f"missing data file {self.directory / f'{split}.{lang}'}[.gz]")
 
     def read(self, split: str) -> list[Example]:
         if split not in self.splits:
-            raise ConfigError("split", f"unknown split {split!r}; this corpus has {list(self.splits)}")
-        return read_parallel(self._path(split, self.source_lang), self._path(split, self.target_lang))
+            raise ConfigError(
+                "split", f"unknown split {split!r}; this corpus has {list(self.splits)}"
+            )
+        return read_parallel(
+            self._path(split, self.source_lang), self._path(split, self.target_lang)
+        )
 
     def fingerprint(self, split: str) -> str:
         paths = [self._path(split, lang) for lang in (self.source_lang, self.target_lang)]
         return f"{self.name}:{split}:" + ",".join(sha256_of(p)[:16] for p in paths)
 
 
-class ToyReversal:
-    """Synthetic task for tests: reverse a sequence of symbols. No files; trains in seconds."""
+class ToySequences:
+    """Synthetic task for tests: copy or reverse a sequence of symbols. No files; trains in seconds."""
 
     splits = ("train", "val", "test")
 
-    def __init__(self, num_train: int = 2000, num_eval: int = 100, vocab: int = 10,
-                 min_len: int = 3, max_len: int = 8, seed: int = 1234):
-        require(vocab >= 2, "vocab", f"must be >= 2, got {vocab}")
-        require(1 <= min_len <= max_len, "min_len", f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
+    def __init__(
+        self,
+        operation: str = "reverse",
+        num_train: int = 2000,
+        num_eval: int = 100,
+        vocab: int = 10,
+        min_len: int = 3,
+        max_len: int = 8,
+        seed: int = 1234,
+    ):
+        require(
+            operation in ("copy", "reverse"),
+            "operation",
+            f"must be copy or reverse, got {operation!r}",
+        )
+        require(2 <= vocab <= 26, "vocab", f"must be in [2, 26], got {vocab}")
+        require(
+            1 <= min_len <= max_len,
+            "min_len",
+            f"need 1 <= min_len <= max_len, got {min_len}, {max_len}",
+        )
+        self.operation = operation
         self.sizes = {"train": num_train, "val": num_eval, "test": num_eval}
         self.vocab, self.min_len, self.max_len, self.seed = vocab, min_len, max_len, seed
-        self.name = "toy_reversal"
+        self.name = f"toy_{operation}"
 
     def read(self, split: str) -> list[Example]:
         if split not in self.splits:
-            raise ConfigError("split", f"unknown split {split!r}; the toy task has {list(self.splits)}")
+            raise ConfigError(
+                "split", f"unknown split {split!r}; the toy task has {list(self.splits)}"
+            )
         rng = random.Random(f"{self.seed}:{split}")
         symbols = [chr(ord("a") + i) for i in range(self.vocab)]
         examples = []
         for _ in range(self.sizes[split]):
             seq = [rng.choice(symbols) for _ in range(rng.randint(self.min_len, self.max_len))]
-            examples.append(Example(" ".join(seq), " ".join(reversed(seq))))
+            out = reversed(seq) if self.operation == "reverse" else seq
+            examples.append(Example(" ".join(seq), " ".join(out)))
         return examples
 
     def fingerprint(self, split: str) -> str:
-        return f"{self.name}:{split}:{self.sizes[split]}:{self.vocab}:{self.min_len}:{self.max_len}:{self.seed}"
+        return (
+            f"{self.name}:{split}:{self.sizes[split]}:{self.vocab}:{self.min_len}:"
+            f"{self.max_len}:{self.seed}"
+        )

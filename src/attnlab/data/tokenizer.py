@@ -63,11 +63,20 @@ class SentencePieceTokenizer:
         import sentencepiece as spm
 
         require(vocab_size > 4, "vocab_size", f"must be > 4, got {vocab_size}")
-        require(model_type in ("unigram", "bpe", "char", "word"), "model_type",
-                f"must be unigram, bpe, char or word, got {model_type!r}")
+        require(
+            model_type in ("unigram", "bpe", "char", "word"),
+            "model_type",
+            f"must be unigram, bpe, char or word, got {model_type!r}",
+        )
         texts = list(texts)
-        settings = dict(vocab_size=vocab_size, model_type=model_type,
-                        character_coverage=character_coverage, input_sentence_size=input_sentence_size, user_defined_symbols=list(user_defined_symbols), version=1)
+        settings = dict(
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            input_sentence_size=input_sentence_size,
+            user_defined_symbols=list(user_defined_symbols),
+            version=1,
+        )
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         for text in texts:
             digest.update(text.encode("utf-8") + b"\n")
@@ -76,14 +85,21 @@ class SentencePieceTokenizer:
             return cls(path.read_bytes())
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-            model_type=model_type, character_coverage=character_coverage,
+            sentence_iterator=iter(texts),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
             input_sentence_size=input_sentence_size,
             # No sampling or shuffling of the input: the same texts always give the same model.
             shuffle_input_sentence=False,
-            pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+            pad_id=PAD,
+            unk_id=UNK,
+            bos_id=BOS,
+            eos_id=EOS,
             user_defined_symbols=list(user_defined_symbols),
-            num_threads=2, minloglevel=2,
+            num_threads=2,
+            minloglevel=2,
         )
         atomic_write_bytes(path, model.getvalue())
         return cls(model.getvalue())
@@ -119,7 +135,9 @@ class WordTokenizer:
         return "\n".join(self.symbols[4:]).encode("utf-8")
 
     @classmethod
-    def train_or_load(cls, texts: Iterable[str], cache_dir: Path | None = None, **_: object) -> WordTokenizer:
+    def train_or_load(
+        cls, texts: Iterable[str], cache_dir: Path | None = None, **_: object
+    ) -> WordTokenizer:
         counts = Counter(s for text in texts for s in text.split())
         return cls(sorted(counts))
 

@@ -32,7 +32,13 @@ class MultiHeadAttention(nn.Module):
     """``MultiHead(Q, K, V) = Concat(head_1..head_h) W^O``, ``head_i = Attention(QW_i^Q, KW_i^K, VW_i^V)``."""
 
     def __init__(
-        self, d_model: int, n_heads: int, d_k: int, d_v: int, dropout: float = 0.0, bias: bool = True
+        self,
+        d_model: int,
+        n_heads: int,
+        d_k: int,
+        d_v: int,
+        dropout: float = 0.0,
+        bias: bool = True,
     ):
         super().__init__()
         self.n_heads, self.d_k, self.d_v = n_heads, d_k, d_v
@@ -51,7 +57,9 @@ class MultiHeadAttention(nn.Module):
 
     def project_kv(self, memory: torch.Tensor) -> KVCache:
         """Keys and values of ``memory`` (the encoder output for cross-attention, computed once)."""
-        return KVCache(self._split(self.k_proj(memory), self.d_k), self._split(self.v_proj(memory), self.d_v))
+        return KVCache(
+            self._split(self.k_proj(memory), self.d_k), self._split(self.v_proj(memory), self.d_v)
+        )
 
     def forward(
         self,
@@ -105,3 +113,71 @@ class MultiHeadAttention(nn.Module):
         weights = scores.softmax(dim=-1)
         self.last_weights = weights.detach()
         return F.dropout(weights, dropout_p, self.training) @ v
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau et al. 2015 (§3.1, App. A.1.2): ``e_ij = v^T tanh(W s_{i-1} + U h_j)``.
+
+    ``U h_j`` does not depend on the decoder step, so it is computed once per sentence
+    (``precompute``) and reused at every step.
+    """
+
+    def __init__(self, query_size: int, key_size: int, hidden_size: int):
+        super().__init__()
+        self.query_proj = nn.Linear(query_size, hidden_size, bias=False)
+        self.key_proj = nn.Linear(key_size, hidden_size, bias=True)
+        self.v = nn.Linear(hidden_size, 1, bias=False)
+
+    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
+        return self.key_proj(keys)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        projected_keys: torch.Tensor,
+        pad_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``)."""
+        scores = self.v(torch.tanh(projected_keys + self.query_proj(query)[:, None, :])).squeeze(-1)
+        weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
+        return torch.bmm(weights[:, None, :], keys).squeeze(1), weights
+
+
+class GlobalAttention(nn.Module):
+    """Luong et al. 2015 (§3.1) global attention with score ``dot``, ``general`` or ``concat``.
+
+    dot: ``h_t^T h_s``; general: ``h_t^T W_a h_s``; concat: ``v_a^T tanh(W_a [h_t; h_s])``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, score: str = "general"):
+        super().__init__()
+        if score not in ("dot", "general", "concat"):
+            raise ValueError(f"unknown attention score {score!r}")
+        if score == "dot" and query_size != key_size:
+            raise ValueError(f"dot attention needs equal sizes, got {query_size} and {key_size}")
+        self.score = score
+        if score == "general":
+            self.key_proj = nn.Linear(key_size, query_size, bias=False)
+        elif score == "concat":
+            self.key_proj = nn.Linear(key_size, query_size, bias=True)
+            self.query_proj = nn.Linear(query_size, query_size, bias=False)
+            self.v = nn.Linear(query_size, 1, bias=False)
+
+    def precompute(self, keys: torch.Tensor) -> torch.Tensor:
+        return keys if self.score == "dot" else self.key_proj(keys)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        projected_keys: torch.Tensor,
+        pad_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.score == "concat":
+            hidden = torch.tanh(projected_keys + self.query_proj(query)[:, None, :])
+            scores = self.v(hidden).squeeze(-1)
+        else:
+            scores = torch.bmm(projected_keys, query[:, :, None]).squeeze(-1)
+        weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
+        return torch.bmm(weights[:, None, :], keys).squeeze(1), weights

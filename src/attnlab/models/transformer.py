@@ -59,8 +59,18 @@ class Sublayer(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model, d_ff, n_heads, d_k, d_v, dropout, attention_dropout,
-                 activation_dropout, pre_norm):
+    def __init__(
+        self,
+        d_model,
+        d_ff,
+        n_heads,
+        d_k,
+        d_v,
+        dropout,
+        attention_dropout,
+        activation_dropout,
+        pre_norm,
+    ):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, attention_dropout)
         self.feed_forward = PositionwiseFeedForward(d_model, d_ff, activation_dropout)
@@ -74,8 +84,18 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model, d_ff, n_heads, d_k, d_v, dropout, attention_dropout,
-                 activation_dropout, pre_norm):
+    def __init__(
+        self,
+        d_model,
+        d_ff,
+        n_heads,
+        d_k,
+        d_v,
+        dropout,
+        attention_dropout,
+        activation_dropout,
+        pre_norm,
+    ):
         super().__init__()
         self.self_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, attention_dropout)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, d_k, d_v, attention_dropout)
@@ -99,8 +119,11 @@ class DecoderLayer(nn.Module):
         )
         x = self.self_sublayer.finish(x, attended)
         attended, _ = self.cross_attn(
-            self.cross_sublayer.inputs(x), memory, attn_mask=memory_mask,
-            cache=cross_cache, static_kv=cross_cache is not None,
+            self.cross_sublayer.inputs(x),
+            memory,
+            attn_mask=memory_mask,
+            cache=cross_cache,
+            static_kv=cross_cache is not None,
         )
         x = self.cross_sublayer.finish(x, attended)
         x = self.ff_sublayer.finish(x, self.feed_forward(self.ff_sublayer.inputs(x)))
@@ -150,29 +173,50 @@ class Transformer(nn.Module):
         scale_embeddings: bool = True,
     ):
         super().__init__()
-        for name, value in [("d_model", d_model), ("d_ff", d_ff), ("n_heads", n_heads),
-                            ("max_positions", max_positions)]:
+        for name, value in [
+            ("d_model", d_model),
+            ("d_ff", d_ff),
+            ("n_heads", n_heads),
+            ("max_positions", max_positions),
+        ]:
             require(value > 0, name, f"must be positive, got {value}")
         # §3.2.2 sets d_k = d_v = d_model / h; Table 3 (A, B) overrides them explicitly.
-        require(d_model % n_heads == 0 or (d_k is not None and d_v is not None), "n_heads",
-                f"d_model={d_model} is not divisible by n_heads={n_heads}; choose n_heads dividing "
-                "d_model or set d_k and d_v explicitly")
+        require(
+            d_model % n_heads == 0 or (d_k is not None and d_v is not None),
+            "n_heads",
+            f"d_model={d_model} is not divisible by n_heads={n_heads}; choose n_heads dividing "
+            "d_model or set d_k and d_v explicitly",
+        )
         d_k = d_k if d_k is not None else d_model // n_heads
         d_v = d_v if d_v is not None else d_model // n_heads
         require(d_k > 0, "d_k", f"must be positive, got {d_k}")
         require(d_v > 0, "d_v", f"must be positive, got {d_v}")
-        require(d_model % 2 == 0, "d_model", f"must be even for sinusoidal positions, got {d_model}")
+        require(
+            d_model % 2 == 0, "d_model", f"must be even for sinusoidal positions, got {d_model}"
+        )
         require(n_encoder_layers >= 1, "n_encoder_layers", f"must be >= 1, got {n_encoder_layers}")
         require(n_decoder_layers >= 1, "n_decoder_layers", f"must be >= 1, got {n_decoder_layers}")
-        for name, value in [("dropout", dropout), ("attention_dropout", attention_dropout),
-                            ("activation_dropout", activation_dropout)]:
+        for name, value in [
+            ("dropout", dropout),
+            ("attention_dropout", attention_dropout),
+            ("activation_dropout", activation_dropout),
+        ]:
             require(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
-        require(norm_position in ("post", "pre"), "norm_position",
-                f"must be 'post' (paper) or 'pre', got {norm_position!r}")
-        require(positional in ("sinusoidal", "learned"), "positional",
-                f"must be 'sinusoidal' or 'learned', got {positional!r}")
-        require(not share_embeddings or src_vocab_size == tgt_vocab_size, "share_embeddings",
-                f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}")
+        require(
+            norm_position in ("post", "pre"),
+            "norm_position",
+            f"must be 'post' (paper) or 'pre', got {norm_position!r}",
+        )
+        require(
+            positional in ("sinusoidal", "learned"),
+            "positional",
+            f"must be 'sinusoidal' or 'learned', got {positional!r}",
+        )
+        require(
+            not share_embeddings or src_vocab_size == tgt_vocab_size,
+            "share_embeddings",
+            f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}",
+        )
 
         self.pad_id = pad_id
         self.d_model = d_model
@@ -181,13 +225,29 @@ class Transformer(nn.Module):
         pre_norm = norm_position == "pre"
 
         self.tgt_embed = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
-        self.src_embed = self.tgt_embed if share_embeddings else nn.Embedding(
-            src_vocab_size, d_model, padding_idx=pad_id)
+        self.src_embed = (
+            self.tgt_embed
+            if share_embeddings
+            else nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
+        )
         self.positions = build_positions(positional, d_model, max_positions)
-        layer_args = (d_model, d_ff, n_heads, d_k, d_v, dropout, attention_dropout,
-                      activation_dropout, pre_norm)
-        self.encoder_layers = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(n_encoder_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(n_decoder_layers))
+        layer_args = (
+            d_model,
+            d_ff,
+            n_heads,
+            d_k,
+            d_v,
+            dropout,
+            attention_dropout,
+            activation_dropout,
+            pre_norm,
+        )
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(*layer_args) for _ in range(n_encoder_layers)
+        )
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(*layer_args) for _ in range(n_decoder_layers)
+        )
         # Pre-LN leaves the residual stream un-normalised; a final norm closes each stack.
         self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
@@ -206,7 +266,9 @@ class Transformer(nn.Module):
                 embedding.weight[self.pad_id].zero_()
 
     # -- the pieces -----------------------------------------------------------------------------
-    def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    def _embed(
+        self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0
+    ) -> torch.Tensor:
         x = embedding(tokens) * self.embed_scale + self.positions(tokens.size(1), offset)
         return dropout(x, self.dropout, self.training)
 
@@ -223,7 +285,9 @@ class Transformer(nn.Module):
             x, _ = layer(x, enc.attn_mask, enc.memory)
         return self.output_proj(self.decoder_norm(x))
 
-    def forward(self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+    ) -> torch.Tensor:
         """Teacher-forced logits ``[B, T, V]`` for target inputs ``tgt_in`` (BOS-shifted)."""
         return self.decode(tgt_in, self.encode(src, src_pad_mask))
 
@@ -234,10 +298,12 @@ class Transformer(nn.Module):
         self_caches = []
         for layer in self.decoder_layers:
             attn = layer.self_attn
-            self_caches.append(KVCache(
-                empty.new_zeros(batch, attn.n_heads, 0, attn.d_k),
-                empty.new_zeros(batch, attn.n_heads, 0, attn.d_v),
-            ))
+            self_caches.append(
+                KVCache(
+                    empty.new_zeros(batch, attn.n_heads, 0, attn.d_k),
+                    empty.new_zeros(batch, attn.n_heads, 0, attn.d_v),
+                )
+            )
         cross = [layer.cross_attn.project_kv(enc.memory) for layer in self.decoder_layers]
         return DecoderState(0, self_caches, cross)
 

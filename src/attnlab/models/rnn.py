@@ -1,0 +1,339 @@
+"""RNN encoder-decoders with attention: the baselines the Transformer replaced.
+
+- :class:`BahdanauRNN`: Bahdanau, Cho & Bengio 2015, "Neural Machine Translation by Jointly
+  Learning to Align and Translate": bidirectional GRU encoder, additive attention queried with
+  the previous decoder state, GRU decoder fed the previous word and the context, deep output
+  with maxout (App. A.2.2).
+- :class:`LuongRNN`: Luong, Pham & Manning 2015, "Effective Approaches to Attention-based Neural
+  Machine Translation": stacked LSTMs, global attention (dot / general / concat) queried with the
+  current top hidden state, attentional hidden state ``tanh(W_c [c_t; h_t])``, input feeding (§3.3).
+
+Both implement the incremental interface of ``models/interface.py``; the teacher-forced
+``forward`` runs the very same ``decode_step`` over the target, so training and decoding can
+never disagree. Padding is handled with packed sequences in the encoder and masked attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from attnlab.config_errors import require
+from attnlab.models.attention import AdditiveAttention, GlobalAttention
+from attnlab.models.dropout import dropout
+
+
+@dataclass
+class RNNEncoderOut:
+    memory: torch.Tensor  # [B, S, H_enc]: the annotations h_j
+    keys: torch.Tensor  # [B, S, A]: memory projected once for the attention score
+    pad_mask: torch.Tensor  # [B, S]
+    final: tuple[torch.Tensor, ...]  # the encoder's final states, [layers * dirs, B, H] each
+
+    def index_select(self, index: torch.Tensor) -> RNNEncoderOut:
+        return RNNEncoderOut(
+            self.memory.index_select(0, index),
+            self.keys.index_select(0, index),
+            self.pad_mask.index_select(0, index),
+            tuple(s.index_select(1, index) for s in self.final),
+        )
+
+
+@dataclass
+class RNNDecoderState:
+    hidden: tuple[torch.Tensor, ...]  # (h,) for a GRU, (h, c) for an LSTM: [layers, B, H]
+    feed: torch.Tensor | None = None  # Luong's attentional vector fed to the next step
+    weights: list[torch.Tensor] = field(default_factory=list)  # alignments, if kept
+
+    def index_select(self, index: torch.Tensor) -> RNNDecoderState:
+        return RNNDecoderState(
+            tuple(h.index_select(1, index) for h in self.hidden),
+            None if self.feed is None else self.feed.index_select(0, index),
+            [w.index_select(0, index) for w in self.weights],
+        )
+
+
+class RNNEncoder(nn.Module):
+    def __init__(
+        self,
+        embedding: nn.Embedding,
+        cell: str,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout_p: float,
+    ):
+        super().__init__()
+        self.embedding = embedding
+        rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        self.rnn = rnn(
+            embedding.embedding_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout_p if num_layers > 1 else 0.0,
+        )
+        self.dropout = dropout_p
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+
+    def forward(self, src: torch.Tensor, pad_mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        embedded = dropout(self.embedding(src), self.dropout, self.training)
+        lengths = (~pad_mask).sum(1).cpu()
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        outputs, final = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        return dropout(outputs, self.dropout, self.training), final if isinstance(
+            final, tuple
+        ) else (final,)
+
+
+def _embeddings(
+    src_vocab_size: int, tgt_vocab_size: int, embed_dim: int, pad_id: int, share_embeddings: bool
+) -> tuple[nn.Embedding, nn.Embedding]:
+    require(
+        not share_embeddings or src_vocab_size == tgt_vocab_size,
+        "share_embeddings",
+        f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}",
+    )
+    tgt = nn.Embedding(tgt_vocab_size, embed_dim, padding_idx=pad_id)
+    src = tgt if share_embeddings else nn.Embedding(src_vocab_size, embed_dim, padding_idx=pad_id)
+    return src, tgt
+
+
+def _check_sizes(**values: float) -> None:
+    for name, value in values.items():
+        if name.endswith("dropout"):
+            require(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
+        else:
+            require(value >= 1, name, f"must be >= 1, got {value}")
+
+
+class _RNNSeq2Seq(nn.Module):
+    """What both families share: teacher forcing through ``decode_step`` and reordering."""
+
+    keep_weights = False
+
+    def forward(
+        self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+    ) -> torch.Tensor:
+        enc = self.encode(src, src_pad_mask)
+        state = self.init_decoder_state(enc)
+        logits = []
+        for t in range(tgt_in.size(1)):
+            step_logits, state = self.decode_step(tgt_in[:, t], enc, state)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    def reorder_encoder_out(self, enc: RNNEncoderOut, index: torch.Tensor) -> RNNEncoderOut:
+        return enc.index_select(index)
+
+    def reorder_decoder_state(self, state: RNNDecoderState, index: torch.Tensor) -> RNNDecoderState:
+        return state.index_select(index)
+
+    def _keep(self, state: RNNDecoderState, weights: torch.Tensor) -> list[torch.Tensor]:
+        return [*state.weights, weights.detach()] if self.keep_weights else state.weights
+
+
+class BahdanauRNN(_RNNSeq2Seq):
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_id: int = 0,
+        embed_dim: int = 256,
+        hidden_size: int = 512,
+        attention_size: int | None = None,
+        encoder_layers: int = 1,
+        decoder_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.2,
+        deep_output: bool = True,
+        maxout_size: int | None = None,
+        share_embeddings: bool = False,
+        tie_output: bool = False,
+    ):
+        super().__init__()
+        attention_size = attention_size or hidden_size
+        maxout_size = maxout_size or embed_dim
+        _check_sizes(
+            embed_dim=embed_dim,
+            hidden_size=hidden_size,
+            attention_size=attention_size,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            maxout_size=maxout_size,
+            dropout=dropout,
+        )
+        out_size = maxout_size if deep_output else hidden_size
+        require(
+            not tie_output or out_size == embed_dim,
+            "tie_output",
+            f"needs the output layer's input ({out_size}) to equal embed_dim ({embed_dim})",
+        )
+        self.src_embed, self.tgt_embed = _embeddings(
+            src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings
+        )
+        self.encoder = RNNEncoder(
+            self.src_embed, "gru", hidden_size, encoder_layers, bidirectional, dropout
+        )
+        memory_size = self.encoder.output_size
+        self.bidirectional, self.decoder_layers, self.dropout = (
+            bidirectional,
+            decoder_layers,
+            dropout,
+        )
+        # s_0 = tanh(W_s h<-_1): the decoder starts from the backward encoder state (App. A.2.2).
+        self.init_proj = nn.Linear(hidden_size, hidden_size * decoder_layers)
+        self.attention = AdditiveAttention(hidden_size, memory_size, attention_size)
+        self.decoder = nn.GRU(
+            embed_dim + memory_size,
+            hidden_size,
+            num_layers=decoder_layers,
+            batch_first=True,
+            dropout=dropout if decoder_layers > 1 else 0.0,
+        )
+        self.deep_output = deep_output
+        if deep_output:  # t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i, then maxout over pairs
+            self.pre_output = nn.Linear(hidden_size + embed_dim + memory_size, 2 * maxout_size)
+        self.output_proj = nn.Linear(out_size, tgt_vocab_size)
+        if tie_output:
+            self.output_proj.weight = self.tgt_embed.weight
+
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
+        memory, final = self.encoder(src, src_pad_mask)
+        return RNNEncoderOut(memory, self.attention.precompute(memory), src_pad_mask, final)
+
+    def init_decoder_state(self, enc: RNNEncoderOut) -> RNNDecoderState:
+        (h_n,) = (
+            enc.final
+        )  # [layers * dirs, B, H]; the last entry is the top layer's backward state
+        start = torch.tanh(self.init_proj(h_n[-1]))
+        batch = start.size(0)
+        hidden = start.view(batch, self.decoder_layers, -1).transpose(0, 1).contiguous()
+        return RNNDecoderState((hidden,))
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
+    ) -> tuple[torch.Tensor, RNNDecoderState]:
+        (hidden,) = state.hidden
+        embedded = dropout(self.tgt_embed(prev_tokens), self.dropout, self.training)
+        # The alignment model is queried with the previous state s_{i-1} (Bahdanau §3.1).
+        context, weights = self.attention(hidden[-1], enc.memory, enc.keys, enc.pad_mask)
+        output, hidden = self.decoder(torch.cat([embedded, context], dim=-1)[:, None], hidden)
+        output = output[:, 0]
+        if self.deep_output:
+            pre = self.pre_output(torch.cat([output, embedded, context], dim=-1))
+            output = pre.view(*pre.shape[:-1], -1, 2).amax(dim=-1)  # maxout, pool size 2
+        logits = self.output_proj(dropout(output, self.dropout, self.training))
+        return logits, RNNDecoderState((hidden,), None, self._keep(state, weights))
+
+
+class LuongRNN(_RNNSeq2Seq):
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        pad_id: int = 0,
+        embed_dim: int = 256,
+        hidden_size: int = 512,
+        encoder_layers: int = 2,
+        decoder_layers: int = 2,
+        bidirectional: bool = True,
+        score: str = "general",
+        input_feeding: bool = True,
+        dropout: float = 0.2,
+        share_embeddings: bool = False,
+        tie_output: bool = False,
+    ):
+        super().__init__()
+        _check_sizes(
+            embed_dim=embed_dim,
+            hidden_size=hidden_size,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            dropout=dropout,
+        )
+        require(
+            score in ("dot", "general", "concat"),
+            "score",
+            f"must be dot, general or concat, got {score!r}",
+        )
+        require(
+            not tie_output or hidden_size == embed_dim,
+            "tie_output",
+            f"needs hidden_size ({hidden_size}) to equal embed_dim ({embed_dim})",
+        )
+        self.src_embed, self.tgt_embed = _embeddings(
+            src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings
+        )
+        # A bidirectional encoder has 2H-wide annotations; a bridge maps them (and the final
+        # states) to the decoder's width H so every score, dot included, is defined.
+        encoder_hidden = hidden_size // 2 if bidirectional else hidden_size
+        require(
+            not bidirectional or hidden_size % 2 == 0,
+            "hidden_size",
+            "must be even with a bidirectional encoder (each direction gets half)",
+        )
+        self.encoder = RNNEncoder(
+            self.src_embed, "lstm", encoder_hidden, encoder_layers, bidirectional, dropout
+        )
+        self.hidden_size, self.decoder_layers, self.dropout = hidden_size, decoder_layers, dropout
+        self.encoder_layers, self.bidirectional = encoder_layers, bidirectional
+        self.input_feeding = input_feeding
+        self.attention = GlobalAttention(hidden_size, hidden_size, score)
+        self.decoder = nn.LSTM(
+            embed_dim + (hidden_size if input_feeding else 0),
+            hidden_size,
+            num_layers=decoder_layers,
+            batch_first=True,
+            dropout=dropout if decoder_layers > 1 else 0.0,
+        )
+        self.combine = nn.Linear(
+            2 * hidden_size, hidden_size, bias=False
+        )  # h~_t = tanh(W_c[c_t; h_t])
+        self.output_proj = nn.Linear(hidden_size, tgt_vocab_size)
+        if tie_output:
+            self.output_proj.weight = self.tgt_embed.weight
+
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
+        memory, final = self.encoder(src, src_pad_mask)
+        return RNNEncoderOut(memory, self.attention.precompute(memory), src_pad_mask, final)
+
+    def _bridge(self, state: torch.Tensor) -> torch.Tensor:
+        """Encoder final states ``[layers*dirs, B, H/dirs]`` -> decoder initial ``[layers_dec, B, H]``."""
+        dirs = 2 if self.bidirectional else 1
+        state = state.view(self.encoder_layers, dirs, *state.shape[1:])
+        state = torch.cat(list(state.unbind(1)), dim=-1)  # [layers, B, H]
+        if self.encoder_layers >= self.decoder_layers:
+            return state[-self.decoder_layers :].contiguous()
+        pad = state.new_zeros(self.decoder_layers - self.encoder_layers, *state.shape[1:])
+        return torch.cat([pad, state], dim=0)
+
+    def init_decoder_state(self, enc: RNNEncoderOut) -> RNNDecoderState:
+        h_n, c_n = enc.final
+        feed = (
+            enc.memory.new_zeros(enc.memory.size(0), self.hidden_size)
+            if self.input_feeding
+            else None
+        )
+        return RNNDecoderState((self._bridge(h_n), self._bridge(c_n)), feed)
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
+    ) -> tuple[torch.Tensor, RNNDecoderState]:
+        embedded = dropout(self.tgt_embed(prev_tokens), self.dropout, self.training)
+        # Input feeding (§3.3): the previous attentional vector joins the input, so the model
+        # knows which source words it has already covered.
+        inputs = torch.cat([embedded, state.feed], dim=-1) if self.input_feeding else embedded
+        output, (h, c) = self.decoder(inputs[:, None], state.hidden)
+        top = output[:, 0]
+        context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask)
+        attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))
+        attentional = dropout(attentional, self.dropout, self.training)
+        logits = self.output_proj(attentional)
+        feed = attentional if self.input_feeding else None
+        return logits, replace(state, hidden=(h, c), feed=feed, weights=self._keep(state, weights))

@@ -1,0 +1,79 @@
+"""The RNN-attention baselines honour the same incremental interface as the Transformer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnlab.decoding import beam_search, greedy_search
+from attnlab.models.rnn import BahdanauRNN, LuongRNN
+
+VARIANTS = [
+    (BahdanauRNN, {}),
+    (BahdanauRNN, {"deep_output": False, "bidirectional": False, "decoder_layers": 2}),
+    (LuongRNN, {}),
+    (LuongRNN, {"score": "dot", "bidirectional": False}),
+    (LuongRNN, {"score": "concat", "encoder_layers": 1, "input_feeding": False}),
+]
+
+
+def build(cls, **overrides):
+    torch.manual_seed(0)
+    return cls(30, 30, embed_dim=16, hidden_size=24, **overrides).eval()
+
+
+def batch():
+    src = torch.randint(4, 30, (3, 7), generator=torch.Generator().manual_seed(1))
+    pad_mask = torch.zeros(3, 7, dtype=torch.bool)
+    pad_mask[1, 4:] = True
+    pad_mask[2, 6:] = True
+    return src.masked_fill(pad_mask, 0), pad_mask
+
+
+@pytest.mark.parametrize(("cls", "overrides"), VARIANTS)
+def test_a_sentence_gives_the_same_result_alone_and_in_a_padded_batch(cls, overrides):
+    model = build(cls, **overrides)
+    src, pad_mask = batch()
+    tgt_in = torch.randint(4, 30, (3, 5))
+    together = model(src, pad_mask, tgt_in)
+    alone = model(src[1:2, :4], pad_mask[1:2, :4], tgt_in[1:2])
+    torch.testing.assert_close(together[1:2], alone, atol=1e-6, rtol=1e-5)
+    greedy_together = greedy_search(model, src, pad_mask, bos_id=2, eos_id=3)
+    greedy_alone = greedy_search(model, src[1:2, :4], pad_mask[1:2, :4], bos_id=2, eos_id=3)
+    assert greedy_together[1].tokens == greedy_alone[0].tokens
+
+
+@pytest.mark.parametrize(("cls", "overrides"), VARIANTS)
+def test_incremental_decoding_equals_teacher_forcing(cls, overrides):
+    model = build(cls, **overrides)
+    src, pad_mask = batch()
+    tgt_in = torch.randint(4, 30, (3, 6))
+    full = model(src, pad_mask, tgt_in)
+    enc = model.encode(src, pad_mask)
+    state = model.init_decoder_state(enc)
+    for t in range(tgt_in.size(1)):
+        logits, state = model.decode_step(tgt_in[:, t], enc, state)
+        torch.testing.assert_close(logits, full[:, t])
+
+
+@pytest.mark.parametrize(("cls", "overrides"), VARIANTS)
+def test_beam_size_one_equals_greedy(cls, overrides):
+    model = build(cls, **overrides)
+    src, pad_mask = batch()
+    greedy = greedy_search(model, src, pad_mask, bos_id=2, eos_id=3)
+    beam = beam_search(model, src, pad_mask, bos_id=2, eos_id=3, beam_size=1)
+    assert [h.tokens for h in greedy] == [hyps[0].tokens for hyps in beam]
+
+
+def test_alignments_are_returned_on_request():
+    model = build(LuongRNN)
+    model.keep_weights = True
+    src, pad_mask = batch()
+    enc = model.encode(src, pad_mask)
+    state = model.init_decoder_state(enc)
+    for token in (2, 5, 6):
+        _, state = model.decode_step(torch.full((3,), token), enc, state)
+    weights = torch.stack(state.weights, dim=1)  # [B, T, S]
+    assert weights.shape == (3, 3, 7)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 3))
+    assert weights[1, :, 4:].abs().max() == 0  # padding never receives attention
