@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from attnlab.evaluate import evaluate
 from attnlab.train import train
 from tests.conftest import compose_config, needs_multi30k
+from tests.wandb_records import logged_metrics
 
 
 def test_fast_dev_run_trains_and_tests_the_toy_task(make_cfg):
@@ -58,27 +59,33 @@ def test_run_directory_holds_config_checkpoints_hypotheses_and_metrics(make_cfg,
 
 def test_reported_bleu_equals_sacrebleu_on_the_hypothesis_file(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sacrebleu",
-            str(tmp_path / "hypotheses" / "test.ref.txt"),
-            "-i",
-            str(tmp_path / "hypotheses" / "test.hyp.txt"),
-            "-b",
-            "-m",
-            "bleu",
-            "chrf",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    bleu, chrf = (float(x) for x in result.stdout.split())
-    assert metrics["test"]["test"]["bleu"] == pytest.approx(bleu, abs=0.01)
-    assert metrics["test"]["test"]["chrf"] == pytest.approx(chrf, abs=0.01)
-    assert metrics["test"]["test"]["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    folder = tmp_path / "hypotheses"
+
+    def sacrebleu_cli(metric: str) -> float:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sacrebleu",
+                str(folder / "test.ref.txt"),
+                "-i",
+                str(folder / "test.hyp.txt"),
+                "-b",
+                "-w",
+                "4",
+                "-m",
+                metric,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(result.stdout.strip())
+
+    scores = metrics["test"]["test"]
+    assert scores["bleu"] == pytest.approx(sacrebleu_cli("bleu"), abs=1e-4)
+    assert scores["chrf"] == pytest.approx(sacrebleu_cli("chrf"), abs=1e-4)
+    assert scores["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
 
 
 def test_train_then_eval_reproduces_the_test_metric(make_cfg, tmp_path):
@@ -122,14 +129,16 @@ def test_resume_from_last_checkpoint_continues_the_epoch_count(make_cfg, tmp_pat
     assert resumed["global_step"] == first["global_step"] * 3 // 2
 
 
-def test_wandb_runs_offline_and_leaves_a_syncable_run(make_cfg, tmp_path, monkeypatch):
+def test_wandb_runs_offline_and_its_log_holds_the_metrics(make_cfg, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    train(make_cfg("trainer.max_epochs=1", "logger=default"))
+    metrics = train(make_cfg("trainer.max_epochs=1", "logger=default"))
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    assert list(runs[0].glob("run-*.wandb")), "no .wandb log for `wandb sync` to upload"
-    summary = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
-    assert "val/bleu" in summary and "test/test/bleu" in summary
+    (run_log,) = runs[0].glob("run-*.wandb")  # what `wandb sync` uploads
+    logged = logged_metrics(run_log)
+    assert logged["val/bleu"][-1] == pytest.approx(metrics["val"]["bleu"], rel=1e-5)
+    assert logged["test/test/bleu"] == [pytest.approx(metrics["test"]["test"]["bleu"], rel=1e-5)]
+    assert "train/loss" in logged and "lr-Adam" in logged
     assert (tmp_path / "csv" / "metrics.csv").exists()
 
 
@@ -137,3 +146,34 @@ def test_wandb_runs_offline_and_leaves_a_syncable_run(make_cfg, tmp_path, monkey
 def test_other_loggers_work(make_cfg, tmp_path, logger):
     train(make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=2", f"logger={logger}"))
     assert any(Path(tmp_path, logger).rglob("*"))
+
+
+def test_attention_maps_are_drawn_each_epoch_and_by_eval(make_cfg, tmp_path):
+    metrics = train(
+        make_cfg(
+            "trainer.max_epochs=1",
+            "logger=default",
+            "callbacks.attention_maps.num_sentences=2",
+            output_dir=tmp_path / "train",
+        )
+    )
+    pngs = sorted((tmp_path / "train" / "attention" / "epoch000").glob("*.png"))
+    assert len(pngs) == 2 and all(p.stat().st_size > 1000 for p in pngs)
+    media = list((tmp_path / "train" / "wandb").rglob("media/images/val/attention*"))
+    assert media, "attention images were not logged to W&B"
+    eval_cfg = compose_config(
+        [
+            f"ckpt_path={metrics['best_checkpoint']}",
+            "data.split=test",
+            "attention=true",
+            "attention_sentences=[0,5]",
+            "attention_kind=encoder_self",
+        ],
+        tmp_path / "eval",
+        config_name="eval",
+    )
+    result = evaluate(eval_cfg)
+    assert [Path(p).name for p in result["attention_maps"]] == [
+        "encoder_self_layer-1_sent0000.png",
+        "encoder_self_layer-1_sent0005.png",
+    ]

@@ -53,3 +53,61 @@ class TokenThroughput(L.Callback):
             on_epoch=False,
             batch_size=len(batch),
         )
+
+
+class AttentionMaps(L.Callback):
+    """Each validation epoch: heatmaps of a fixed set of validation sentences as PNGs in the run
+    directory (``attention/epochNNN/``), logged to W&B as images, with a table of samples."""
+
+    def __init__(
+        self,
+        num_sentences: int = 4,
+        kind: str = "cross",
+        layer: int = -1,
+        every_n_epochs: int = 1,
+        num_samples: int = 16,
+    ):
+        self.num_sentences, self.kind, self.layer = num_sentences, kind, layer
+        self.every_n_epochs, self.num_samples = every_n_epochs, num_samples
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if trainer.current_epoch % self.every_n_epochs or pl_module.output_dir is None:
+            return
+        from attnlab.attention_maps import render_attention
+
+        datamodule = trainer.datamodule
+        data = datamodule.split_data(datamodule.valid_split)
+        out_dir = pl_module.output_dir / "attention" / f"epoch{trainer.current_epoch:03d}"
+        rendered = render_attention(
+            pl_module.model,
+            pl_module.tokenizer,
+            data,
+            range(min(self.num_sentences, len(data))),
+            out_dir,
+            pl_module.decode_cfg,
+            kind=self.kind,
+            layer=self.layer,
+        )
+        hypotheses = pl_module.last_hypotheses.get("val", {})
+        samples = [
+            [data.examples[i].source, hypotheses[i], data.examples[i].target]
+            for i in sorted(hypotheses)[: self.num_samples]
+        ]
+        for logger in trainer.loggers:
+            if type(logger).__name__ != "WandbLogger":
+                continue
+            logger.log_image(
+                key="val/attention",
+                images=[str(r.path) for r in rendered],
+                caption=[r.hypothesis for r in rendered],
+                step=trainer.global_step,
+            )
+            if samples:
+                logger.log_text(
+                    key="val/samples",
+                    columns=["source", "hypothesis", "reference"],
+                    data=samples,
+                    step=trainer.global_step,
+                )

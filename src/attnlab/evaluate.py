@@ -61,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         train_cfg.data.split = cfg.data.split
         if cfg.data.get("eval_max_tokens"):
             train_cfg.data.eval_max_tokens = cfg.data.eval_max_tokens
-        if cfg.paths.get("data_dir"):
+        if cfg.paths.get("data_dir") and "root" in train_cfg.data.task:
             train_cfg.data.task.root = cfg.paths.data_dir
         if cfg.paths.get("cache_dir"):
             train_cfg.data.cache_dir = cfg.paths.cache_dir
@@ -107,6 +107,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(time.time() - started, 1),
         "git_sha": git_sha(),
     }
+    if cfg.get("attention"):
+        from attnlab.attention_maps import render_attention
+
+        data = datamodule.split_data(split)
+        chosen = [i for i in cfg.attention_sentences if 0 <= i < len(data)]
+        rendered = render_attention(
+            model.eval(),
+            tokenizer,
+            data,
+            chosen,
+            output_dir / "attention",
+            OmegaConf.to_container(train_cfg.decode, resolve=True),
+            kind=cfg.attention_kind,
+            layer=cfg.attention_layer,
+        )
+        metrics["attention_maps"] = [str(r.path) for r in rendered]
     write_metrics(output_dir, metrics)
     log.info("%s: %s", split, {k: v for k, v in scores.items() if not k.endswith("signature")})
     return metrics

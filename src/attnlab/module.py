@@ -47,6 +47,7 @@ class Seq2SeqModule(L.LightningModule):
         self.run_config: dict | None = None  # the resolved config, stored in every checkpoint
         self.output_dir: Path | None = None
         self.scores: dict[str, dict[str, Any]] = {}
+        self.last_hypotheses: dict[str, dict[int, str]] = {}  # by prefix ("val", "test/<split>")
         self._sums: dict[str, torch.Tensor] = {}
         self._hypotheses: dict[str, dict[int, str]] = defaultdict(dict)
 
@@ -131,6 +132,7 @@ class Seq2SeqModule(L.LightningModule):
                 "ppl": math.exp(min(nll_sum / ntokens, 50.0)),
             }
             hypotheses = self._gather(self._hypotheses.pop(key, {}))
+            self.last_hypotheses[prefix] = hypotheses
             if hypotheses:
                 data = self.trainer.datamodule.split_data(split)
                 order = sorted(hypotheses)
@@ -139,9 +141,11 @@ class Seq2SeqModule(L.LightningModule):
                 scores.update(translation_scores(hyps, refs))
                 if stage == "test":
                     self._write_hypotheses(split, hyps, refs)
+            # Every rank holds the same reduced sums and gathered hypotheses, so every rank logs
+            # the same values (a monitor such as ModelCheckpoint needs them on all ranks).
             for name, value in scores.items():
                 if isinstance(value, float):
-                    self.log(f"{prefix}/{name}", value, sync_dist=False, rank_zero_only=True)
+                    self.log(f"{prefix}/{name}", value, sync_dist=False)
             self.scores[prefix] = scores
 
     def _gather(self, hypotheses: dict[int, str]) -> dict[int, str]:

@@ -63,6 +63,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         keep_freed_memory()
 
     started = time.time()
+    commit = git_sha()  # the code that trains, not whatever is checked out when it ends
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -94,6 +95,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
     loggers = build_loggers(cfg)
+    if not loggers:  # Lightning refuses a LearningRateMonitor without a logger to write to
+        callbacks = [
+            c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
+        ]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     n_params = sum(p.numel() for p in model.parameters())
     if trainer.is_global_zero:
@@ -130,7 +135,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "best_checkpoint": best,
-        "git_sha": git_sha(),
+        "git_sha": commit,
         "seed": cfg.seed,
         "train_padding_fraction": (
             datamodule.train_sampler.padding_fraction()

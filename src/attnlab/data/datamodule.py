@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 with np.load(path) as cached:
                     sources = np.split(cached["src"], cached["src_offsets"][1:-1])
                     targets = np.split(cached["tgt"], cached["tgt_offsets"][1:-1])
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 log.warning("tokenised-data cache %s is unreadable; rebuilding it", path)
                 sources = None
         if sources is None or len(sources) != len(examples):

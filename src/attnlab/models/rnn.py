@@ -128,6 +128,22 @@ class _RNNSeq2Seq(nn.Module):
             logits.append(step_logits)
         return torch.stack(logits, dim=1)
 
+    @torch.no_grad()
+    def attention_maps(
+        self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The alignment of a teacher-forced pass as ``cross``: ``[1, B, 1, T, S]`` (one layer,
+        one head), the same layout the Transformer returns per layer and head."""
+        enc = self.encode(src, src_pad_mask)
+        state = self.init_decoder_state(enc)
+        self.keep_weights = True
+        try:
+            for t in range(tgt_in.size(1)):
+                _, state = self.decode_step(tgt_in[:, t], enc, state)
+        finally:
+            self.keep_weights = False
+        return {"cross": torch.stack(state.weights, dim=1)[None, :, None]}
+
     def reorder_encoder_out(self, enc: RNNEncoderOut, index: torch.Tensor) -> RNNEncoderOut:
         return enc.index_select(index)
 

@@ -337,3 +337,25 @@ class Transformer(nn.Module):
             "decoder_self": [layer.self_attn for layer in self.decoder_layers],
             "cross": [layer.cross_attn for layer in self.decoder_layers],
         }
+
+    @torch.no_grad()
+    def attention_maps(
+        self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Attention weights of a teacher-forced pass, ``[layers, B, heads, queries, keys]`` each.
+
+        Every layer and head of all three kinds: encoder self-attention, decoder
+        self-attention and encoder-decoder (cross) attention.
+        """
+        modules = [m for group in self.attention_modules().values() for m in group]
+        for module in modules:
+            module.keep_weights = True
+        try:
+            self(src, src_pad_mask, tgt_in)
+            return {
+                name: torch.stack([m.last_weights for m in group])
+                for name, group in self.attention_modules().items()
+            }
+        finally:
+            for module in modules:
+                module.keep_weights, module.last_weights = False, None

@@ -1,0 +1,79 @@
+"""Attention maps of chosen sentences: decode, teacher-force the hypothesis, plot every head.
+
+Used by the per-epoch callback (validation sentences) and by ``attnlab-eval attention=true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from attnlab.data.datamodule import TokenizedSplit
+from attnlab.data.tokenizer import BOS, EOS
+from attnlab.decoding import generate
+from attnlab.plots import plot_attention
+
+
+@dataclass
+class RenderedMap:
+    index: int
+    path: Path
+    source: str
+    hypothesis: str
+    reference: str
+
+
+@torch.no_grad()
+def render_attention(
+    model: torch.nn.Module,
+    tokenizer,
+    data: TokenizedSplit,
+    indices: Sequence[int],
+    out_dir: Path,
+    decode: dict,
+    kind: str = "cross",
+    layer: int = -1,
+) -> list[RenderedMap]:
+    """Write one PNG per sentence: ``kind`` attention of ``layer``, every head, labelled with
+    the source and hypothesis sub-words. Returns what was drawn."""
+    indices = list(indices)
+    if not indices:
+        return []
+    device = next(model.parameters()).device
+    batch = data.collate(indices)
+    src, pad_mask = batch.src.to(device), batch.src_pad_mask.to(device)
+    nbest = generate(model, src, pad_mask, bos_id=BOS, eos_id=EOS, **decode)
+    hyps = [hyps[0].tokens for hyps in nbest]
+    longest = max(len(h) for h in hyps) + 1
+    tgt_in = torch.full((len(hyps), longest), 0, dtype=torch.long, device=device)
+    for row, tokens in enumerate(hyps):
+        tgt_in[row, : len(tokens) + 1] = torch.tensor([BOS, *tokens], device=device)
+    maps = model.attention_maps(src, pad_mask, tgt_in)
+    if kind not in maps:
+        raise ValueError(f"this model has no {kind!r} attention; it has {sorted(maps)}")
+    weights = maps[kind][layer].float().cpu()  # [B, heads, queries, keys]
+    rendered = []
+    for row, index in enumerate(indices):
+        source_ids = [*data.sources[index].tolist(), EOS]
+        output_ids = [*hyps[row], EOS]
+        queries = output_ids if kind != "encoder_self" else source_ids
+        keys = source_ids if kind != "decoder_self" else [BOS, *hyps[row]]
+        sentence = weights[row, :, : len(queries), : len(keys)].numpy()
+        path = out_dir / f"{kind}_layer{layer}_sent{index:04d}.png"
+        hypothesis = tokenizer.decode(hyps[row])
+        plot_attention(
+            sentence,
+            tokenizer.pieces(keys),
+            tokenizer.pieces(queries),
+            path,
+            title=f"{data.name}[{index}] {kind} attention, layer {layer}: {hypothesis}",
+        )
+        rendered.append(
+            RenderedMap(
+                index, path, data.examples[index].source, hypothesis, data.examples[index].target
+            )
+        )
+    return rendered

@@ -1,0 +1,61 @@
+"""Read an offline W&B run log (``run-*.wandb``) back, as ``wandb sync`` would upload it.
+
+The file is W&B's LevelDB-style record log: a 7-byte header (``:W&B``, magic, version), then
+32 KiB blocks of chunks, each ``crc32 (4) | length (2) | type (1)`` and a payload; FULL, or
+FIRST + MIDDLE* + LAST chunks make one serialized ``wandb_internal_pb2.Record``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+BLOCK_SIZE = 32 * 1024
+HEADER = struct.Struct("<4sHB")
+CHUNK = struct.Struct("<IHB")
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_payloads(path: Path) -> list[bytes]:
+    data = Path(path).read_bytes()
+    ident, _magic, _version = HEADER.unpack_from(data, 0)
+    assert ident == b":W&B", f"{path} is not a W&B run log"
+    offset, payloads, pending = HEADER.size, [], b""
+    while offset + CHUNK.size <= len(data):
+        room = BLOCK_SIZE - offset % BLOCK_SIZE
+        if room < CHUNK.size:  # block trailer: too small for a chunk header
+            offset += room
+            continue
+        _crc, length, kind = CHUNK.unpack_from(data, offset)
+        if kind == 0 and length == 0:
+            break
+        body = data[offset + CHUNK.size : offset + CHUNK.size + length]
+        offset += CHUNK.size + length
+        if kind == FULL:
+            payloads.append(body)
+        elif kind == FIRST:
+            pending = body
+        elif kind == MIDDLE:
+            pending += body
+        elif kind == LAST:
+            payloads.append(pending + body)
+    return payloads
+
+
+def logged_metrics(path: Path) -> dict[str, list[float]]:
+    """Every history value by key, in the order it was logged."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    history: dict[str, list[float]] = {}
+    for payload in read_payloads(path):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") != "history":
+            continue
+        for item in record.history.item:
+            key = item.key or "/".join(item.nested_key)
+            value = json.loads(item.value_json)
+            if isinstance(value, int | float):
+                history.setdefault(key, []).append(value)
+    return history
