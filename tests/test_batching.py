@@ -387,3 +387,20 @@ def test_thirty_thousand_examples_batch_in_well_under_100ms() -> None:
         best = min(best, time.perf_counter() - t0)
     assert n > 0 and first
     assert best < 0.1
+
+
+def test_lightning_advances_the_epoch_so_batches_are_reshuffled():
+    # Lightning calls set_epoch only on `dataloader.sampler` / `dataloader.batch_sampler.sampler`;
+    # this is the function its fit loop runs before every training epoch.
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    lengths = np.random.default_rng(0).integers(5, 40, size=500)
+    sampler = TokenBudgetBatchSampler(lengths, max_tokens=256, seed=3)
+    loader = DataLoader(range(500), batch_sampler=sampler)
+    _set_sampler_epoch(loader, 0)
+    first = list(loader)
+    _set_sampler_epoch(loader, 1)
+    second = list(loader)
+    assert sampler.epoch == 1
+    assert [b.tolist() for b in first] != [b.tolist() for b in second]

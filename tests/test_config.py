@@ -78,3 +78,17 @@ def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
     )
     assert result.returncode != 0
     assert "model.n_heads" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["decode.length_penalty=0.6"], "decode.length_penalty"),
+        (["module.valid_decode=false"], "callbacks.model_checkpoint.monitor"),
+    ],
+)
+def test_combinations_that_would_fail_mid_training_are_refused_up_front(make_cfg, overrides, key):
+    cfg = make_cfg(*[o if o.startswith("module") else f"+{o}" for o in overrides])
+    with pytest.raises(ConfigError) as error:
+        validate_train_config(cfg)
+    assert error.value.key == key

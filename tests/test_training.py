@@ -177,3 +177,20 @@ def test_attention_maps_are_drawn_each_epoch_and_by_eval(make_cfg, tmp_path):
         "encoder_self_layer-1_sent0000.png",
         "encoder_self_layer-1_sent0005.png",
     ]
+
+
+def test_a_missing_checkpoint_is_a_config_error(make_cfg, tmp_path):
+    from attnlab.config_errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ckpt_path"):
+        train(make_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"))
+
+
+def test_test_only_run_scores_the_given_checkpoint(make_cfg, tmp_path):
+    trained = train(make_cfg("trainer.max_epochs=2", output_dir=tmp_path / "train"))
+    tested = train(
+        make_cfg(
+            "train=false", f"ckpt_path={trained['best_checkpoint']}", output_dir=tmp_path / "test"
+        )
+    )
+    assert tested["test"]["test"]["bleu"] == pytest.approx(trained["test"]["test"]["bleu"])

@@ -70,7 +70,9 @@ class AttentionMaps(L.Callback):
         self.num_sentences, self.kind, self.layer = num_sentences, kind, layer
         self.every_n_epochs, self.num_samples = every_n_epochs, num_samples
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    # on_validation_end runs after the module's own epoch-end hook, when this epoch's
+    # hypotheses exist (callbacks' on_validation_epoch_end runs before it).
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         if trainer.current_epoch % self.every_n_epochs or pl_module.output_dir is None:

@@ -150,11 +150,11 @@ def check_decode(decode: DictConfig, path: str = "decode") -> None:
             f"unknown decoding option; known: {sorted(['strategy', *checks])}",
         )
         require(checks[key](decode[key]), f"{path}.{key}", f"invalid value {decode[key]!r}")
-    require(
-        decode.get("strategy") == "beam" or decode.get("beam_size", 1) == 1,
-        f"{path}.beam_size",
-        "beam_size only applies to strategy=beam",
-    )
+    if decode.get("strategy") == "greedy":
+        for key in ("beam_size", "length_penalty", "nbest", "no_repeat_ngram_size"):
+            require(
+                key not in decode, f"{path}.{key}", "only applies to strategy=beam (decode=beam)"
+            )
     require(
         decode.get("nbest", 1) <= decode.get("beam_size", 1),
         f"{path}.nbest",
@@ -204,3 +204,11 @@ def validate_train_config(cfg: DictConfig) -> None:
     build(cfg.criterion, "criterion")
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
+    checkpoint = (cfg.get("callbacks") or {}).get("model_checkpoint")
+    decoded = ("val/bleu", "val/chrf", "val/exact_match")
+    if checkpoint and not cfg.module.get("valid_decode", True):
+        require(
+            checkpoint.get("monitor") not in decoded,
+            "callbacks.model_checkpoint.monitor",
+            f"{checkpoint.get('monitor')} needs module.valid_decode=true; monitor val/loss instead",
+        )

@@ -61,10 +61,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         train_cfg.data.split = cfg.data.split
         if cfg.data.get("eval_max_tokens"):
             train_cfg.data.eval_max_tokens = cfg.data.eval_max_tokens
-        if cfg.paths.get("data_dir") and "root" in train_cfg.data.task:
-            train_cfg.data.task.root = cfg.paths.data_dir
-        if cfg.paths.get("cache_dir"):
-            train_cfg.data.cache_dir = cfg.paths.cache_dir
+        # Paths recorded on the training machine mean nothing here: this machine's rule
+        # (data.task.root / paths.data_dir > $ATTNLAB_DATA_DIR > cache) applies instead.
+        if "root" in train_cfg.data.task:
+            train_cfg.data.task.root = cfg.paths.get("data_dir")
+        train_cfg.data.cache_dir = cfg.paths.get("cache_dir")
         if cfg.get("decode") is not None:
             train_cfg.decode = cfg.decode
     check_decode(train_cfg.decode)

@@ -34,12 +34,9 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     return loggers
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
     if ckpt_path in (None, ""):
         return None
-    if ckpt_path == "last":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.exists() else None
     if not Path(ckpt_path).exists():
         from attnlab.config_errors import ConfigError
 
@@ -112,18 +109,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams({**module.run_config, "n_params": n_params})
 
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"))
     if cfg.get("train", True):
-        trainer.fit(
-            module,
-            datamodule=datamodule,
-            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir),
-        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     train_seconds = time.time() - started
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     if cfg.get("test", True):
-        trainer.test(
-            module, datamodule=datamodule, ckpt_path=best if best else None, weights_only=True
-        )
+        # After training: the best checkpoint; with train=false: the checkpoint given.
+        tested = best if cfg.get("train", True) else ckpt_path
+        trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
 
     metrics = {
         "test": {k.split("/", 1)[1]: v for k, v in module.scores.items() if k.startswith("test/")},

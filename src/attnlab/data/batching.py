@@ -159,6 +159,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         self._start_batch = 0  # batches of `self.epoch` to skip on the next __iter__
         self._position = 0  # batches of `self.epoch` this rank has yielded (incl. skipped ones)
         self._plan: _EpochPlan | None = None
+        # Lightning advances the epoch of ``dataloader.batch_sampler.sampler`` (where a
+        # DistributedSampler would sit), never of the batch sampler itself: answer there.
+        self.sampler = _EpochForwarder(self)
 
     # ----------------------------------------------------------------------------- epoch / state
     def set_epoch(self, epoch: int) -> None:
@@ -283,6 +286,16 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             f"max_sentences={self.max_sentences}, shuffle={self.shuffle}, seed={self.seed}, "
             f"epoch={self.epoch}, rank={self.rank}/{self.num_replicas})"
         )
+
+
+class _EpochForwarder:
+    """Stands where Lightning looks for ``set_epoch`` and forwards it to the batch sampler."""
+
+    def __init__(self, owner: TokenBudgetBatchSampler):
+        self._owner = owner
+
+    def set_epoch(self, epoch: int) -> None:
+        self._owner.set_epoch(epoch)
 
 
 def _greedy_cut(
