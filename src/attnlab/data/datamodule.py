@@ -122,7 +122,6 @@ class Seq2SeqDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | None = None,
-        root: str | None = None,  # recorded for the data-root rule; tasks receive it via config
     ):
         super().__init__()
         tokenizer = dict(tokenizer or {"kind": "sentencepiece", "vocab_size": 8000})

@@ -1,7 +1,7 @@
 """Tasks turn raw files into (source, target) text pairs; everything after that is shared.
 
-A task has ``splits`` (names), ``read(split) -> list[Example]`` and ``tokenizer_texts()`` (the
-texts a joint vocabulary is trained on). Adding a dataset in a known format is a config file that
+A task has ``splits`` (names), ``read(split) -> list[Example]`` and ``fingerprint(split)`` (a string
+that changes when the split's content does; cache keys are built from it). Adding a dataset in a known format is a config file that
 points one of these readers at its files.
 """
 
@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.config_errors import ConfigError, require
-from attnlab.data.files import RemoteFile, ensure_files, resolve_data_root, sha256_of
+from attnlab.data.files import (
+    RemoteFile,
+    ensure_files,
+    resolve_data_root,
+    sha256_of,
+    verify_checksums,
+)
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,8 @@ class Multi30k:
         name = f"{split}.{lang}.gz"
         if name not in self._verified:
             ensure_files(self.directory, {name: self.files[name]}, download=self.download)
-            if self.verify and sha256_of(self.directory / name) != self.files[name].sha256:
-                raise DataFileError(
-                    f"{self.directory / name}: sha256 does not match the published "
-                    f"{self.files[name].sha256}; the file is corrupt or a different version"
-                )
+            if self.verify:
+                verify_checksums(self.directory, {name: self.files[name]})
             self._verified.add(name)
         return self.directory / name
 

@@ -117,6 +117,11 @@ class _RNNSeq2Seq(nn.Module):
 
     keep_weights = False
 
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
+        memory, final = self.encoder(src, src_pad_mask)
+        # The attention's key projection does not depend on the decoder step: compute it once.
+        return RNNEncoderOut(memory, self.attention.precompute(memory), src_pad_mask, final)
+
     def forward(
         self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
     ) -> torch.Tensor:
@@ -219,10 +224,6 @@ class BahdanauRNN(_RNNSeq2Seq):
         if tie_output:
             self.output_proj.weight = self.tgt_embed.weight
 
-    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
-        memory, final = self.encoder(src, src_pad_mask)
-        return RNNEncoderOut(memory, self.attention.precompute(memory), src_pad_mask, final)
-
     def init_decoder_state(self, enc: RNNEncoderOut) -> RNNDecoderState:
         (h_n,) = (
             enc.final
@@ -314,10 +315,6 @@ class LuongRNN(_RNNSeq2Seq):
         self.output_proj = nn.Linear(hidden_size, tgt_vocab_size)
         if tie_output:
             self.output_proj.weight = self.tgt_embed.weight
-
-    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
-        memory, final = self.encoder(src, src_pad_mask)
-        return RNNEncoderOut(memory, self.attention.precompute(memory), src_pad_mask, final)
 
     def _bridge(self, state: torch.Tensor) -> torch.Tensor:
         """Encoder final states ``[layers*dirs, B, H/dirs]`` -> decoder initial ``[layers_dec, B, H]``."""
