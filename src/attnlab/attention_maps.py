@@ -9,12 +9,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from attnlab.data.datamodule import TokenizedSplit
 from attnlab.data.tokenizer import BOS, EOS
 from attnlab.decoding import generate
 from attnlab.plots import plot_attention
+
+
+@dataclass
+class SentenceAttention:
+    """One sentence's attention of one layer: ``weights[head, query, key]`` with sub-word labels."""
+
+    weights: np.ndarray
+    queries: list[str]
+    keys: list[str]
+    hypothesis: str  # the decoded output the maps were computed on
+    kind: str
+    layer: int
 
 
 @dataclass
@@ -27,18 +40,17 @@ class RenderedMap:
 
 
 @torch.no_grad()
-def render_attention(
+def sentence_attention(
     model: torch.nn.Module,
     tokenizer,
     data: TokenizedSplit,
     indices: Sequence[int],
-    out_dir: Path,
     decode: dict,
     kind: str = "cross",
     layer: int = -1,
-) -> list[RenderedMap]:
-    """Write one PNG per sentence: ``kind`` attention of ``layer``, every head, labelled with
-    the source and hypothesis sub-words. Returns what was drawn."""
+) -> list[SentenceAttention]:
+    """Decode the chosen sentences, teacher-force each hypothesis and return ``kind`` attention
+    of ``layer`` (every head) for each, labelled with source and output sub-words."""
     indices = list(indices)
     if not indices:
         return []
@@ -54,26 +66,60 @@ def render_attention(
     maps = model.attention_maps(src, pad_mask, tgt_in)
     if kind not in maps:
         raise ValueError(f"this model has no {kind!r} attention; it has {sorted(maps)}")
+    n_layers = len(maps[kind])
+    if not -n_layers <= layer < n_layers:
+        raise ValueError(f"layer {layer} does not exist; {kind} attention has {n_layers} layers")
     weights = maps[kind][layer].float().cpu()  # [B, heads, queries, keys]
-    rendered = []
+    result = []
     for row, index in enumerate(indices):
         source_ids = [*data.sources[index].tolist(), EOS]
         output_ids = [*hyps[row], EOS]
         queries = output_ids if kind != "encoder_self" else source_ids
         keys = source_ids if kind != "decoder_self" else [BOS, *hyps[row]]
-        sentence = weights[row, :, : len(queries), : len(keys)].numpy()
+        result.append(
+            SentenceAttention(
+                weights[row, :, : len(queries), : len(keys)].numpy(),
+                tokenizer.pieces(queries),
+                tokenizer.pieces(keys),
+                tokenizer.decode(hyps[row]),
+                kind,
+                layer,
+            )
+        )
+    return result
+
+
+def render_attention(
+    model: torch.nn.Module,
+    tokenizer,
+    data: TokenizedSplit,
+    indices: Sequence[int],
+    out_dir: Path,
+    decode: dict,
+    kind: str = "cross",
+    layer: int = -1,
+) -> list[RenderedMap]:
+    """Write one PNG per sentence: ``kind`` attention of ``layer``, every head, labelled with
+    the source and hypothesis sub-words. Returns what was drawn."""
+    indices = list(indices)
+    maps = sentence_attention(model, tokenizer, data, indices, decode, kind, layer)
+    rendered = []
+    for index, sentence in zip(indices, maps, strict=True):
         path = out_dir / f"{kind}_layer{layer}_sent{index:04d}.png"
-        hypothesis = tokenizer.decode(hyps[row])
         plot_attention(
-            sentence,
-            tokenizer.pieces(keys),
-            tokenizer.pieces(queries),
+            sentence.weights,
+            sentence.keys,
+            sentence.queries,
             path,
-            title=f"{data.name}[{index}] {kind} attention, layer {layer}: {hypothesis}",
+            title=f"{data.name}[{index}] {kind} attention, layer {layer}: {sentence.hypothesis}",
         )
         rendered.append(
             RenderedMap(
-                index, path, data.examples[index].source, hypothesis, data.examples[index].target
+                index,
+                path,
+                data.examples[index].source,
+                sentence.hypothesis,
+                data.examples[index].target,
             )
         )
     return rendered

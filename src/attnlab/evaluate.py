@@ -21,42 +21,16 @@ log = logging.getLogger("attnlab.evaluate")
 register_resolvers()
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load with ``weights_only=True``: tensors and plain data only, never arbitrary pickles."""
-    import pickle
-
-    import torch
-
-    from attnlab.config_errors import ConfigError
-    from attnlab.module import CHECKPOINT_KEY
-
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError("ckpt_path", f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(
-            f"{path}: not a readable attnlab checkpoint (truncated or tampered?): "
-            f"{str(error).splitlines()[0]}"
-        ) from None
-    if CHECKPOINT_KEY not in checkpoint or not checkpoint[CHECKPOINT_KEY].get("config"):
-        raise ValueError(f"{path}: no attnlab config inside; was it written by attnlab-train?")
-    return checkpoint
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
+    from attnlab.checkpoints import load_checkpoint, restore_model
     from attnlab.config import build, check_decode
-    from attnlab.data.tokenizer import tokenizer_from_bytes
-    from attnlab.module import CHECKPOINT_KEY
     from attnlab.runs import git_sha, write_metrics
 
     started = time.time()
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    meta = checkpoint[CHECKPOINT_KEY]
-    train_cfg = OmegaConf.create(meta["config"])
+    restored = restore_model(load_checkpoint(cfg.ckpt_path))
+    model, tokenizer, train_cfg = restored.model, restored.tokenizer, restored.config
     with open_dict(train_cfg):
         train_cfg.data.split = cfg.data.split
         if cfg.data.get("eval_max_tokens"):
@@ -70,16 +44,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             train_cfg.decode = cfg.decode
     check_decode(train_cfg.decode)
 
-    tokenizer = tokenizer_from_bytes(meta["tokenizer_kind"], meta["tokenizer_bytes"])
     datamodule = build(train_cfg.data, "data")
     datamodule.set_tokenizer(tokenizer)
-    model = build(
-        train_cfg.model,
-        "model",
-        src_vocab_size=tokenizer.vocab_size,
-        tgt_vocab_size=tokenizer.vocab_size,
-        pad_id=tokenizer.pad_id,
-    )
     module = build(
         train_cfg.module,
         "module",
@@ -88,9 +54,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         optimizer=None,
         decode=OmegaConf.to_container(train_cfg.decode, resolve=True),
     )
-    module.load_state_dict(checkpoint["state_dict"])
     module.tokenizer = tokenizer
-    module.run_config = meta["config"]
     output_dir = Path(cfg.paths.output_dir)
     module.output_dir = output_dir
 
@@ -131,12 +95,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
+    from attnlab.checkpoints import CheckpointError
     from attnlab.config_errors import ConfigError
 
     try:
         evaluate(cfg)
     except ConfigError as error:
         raise SystemExit(f"attnlab: config error: {error}") from None
+    except CheckpointError as error:
+        raise SystemExit(f"attnlab: {error}") from None
 
 
 if __name__ == "__main__":

@@ -16,12 +16,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from attnlab import __version__
+from attnlab.checkpoints import CHECKPOINT_KEY, checkpoint_metadata
 from attnlab.data.datamodule import Batch
 from attnlab.decoding import generate
 from attnlab.metrics import translation_scores
-
-CHECKPOINT_KEY = "attnlab"
 
 
 class Seq2SeqModule(L.LightningModule):
@@ -165,9 +163,4 @@ class Seq2SeqModule(L.LightningModule):
 
     # -- checkpoints carry what a model needs to run ---------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {
-            "version": __version__,
-            "config": self.run_config,
-            "tokenizer_kind": getattr(self.tokenizer, "kind", None),
-            "tokenizer_bytes": self.tokenizer.to_bytes() if self.tokenizer is not None else None,
-        }
+        checkpoint[CHECKPOINT_KEY] = checkpoint_metadata(self.run_config, self.tokenizer)
