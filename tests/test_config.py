@@ -46,6 +46,15 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
         (["decode.strategy=sample"], "decode.strategy", "greedy"),
         (["data.max_tokens=16"], "data.max_tokens", "longest"),
         (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches", ">= 1"),
+        (["trainer=ddp_cpu", "trainer.devices=0"], "trainer.devices", "positive count"),
+        (["data.max_source_positions=200"], "model.max_positions", "shorter than the data"),
+        (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", ">= 0"),
+        (["+data.train_overlong=cut"], "data.train_overlong", "'drop' or 'truncate'"),
+        (
+            ["callbacks.checkpoint_on_signal.signals=[SIGNOPE]"],
+            "callbacks.checkpoint_on_signal.signals",
+            "unknown signal",
+        ),
         (["+trainer.max_epoch=3"], "trainer.max_epoch", "did you mean 'max_epochs'"),
     ],
 )

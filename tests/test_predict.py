@@ -169,3 +169,25 @@ def test_a_moved_checkpoint_predicts_without_its_data_or_caches(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == before
     assert not (tmp_path / "cache").exists() and not (tmp_path / "nowhere").exists()
+
+
+def test_averaged_checkpoints_load_and_predict_like_any_other(toy_run, tmp_path):
+    from attnlab.average import main as average_main
+
+    run_dir = Path(toy_run["checkpoint"]).parent
+    best, last = toy_run["checkpoint"], run_dir / "last.ckpt"
+    average_main([str(best), str(last), "-o", str(tmp_path / "avg.ckpt")])
+    averaged = torch.load(tmp_path / "avg.ckpt", weights_only=True)["state_dict"]
+    a = torch.load(best, weights_only=True)["state_dict"]
+    b = torch.load(last, weights_only=True)["state_dict"]
+    for name, tensor in averaged.items():
+        torch.testing.assert_close(tensor, (a[name].double() + b[name].double()).div(2).float())
+    outputs = attnlab.load(tmp_path / "avg.ckpt").predict(toy_run["sources"][:20])
+    assert len(outputs) == 20 and any(outputs)
+
+    average_main([str(last), str(last), "-o", str(tmp_path / "same.ckpt")])
+    same = attnlab.load(tmp_path / "same.ckpt").predict(toy_run["sources"])
+    assert same == attnlab.load(last).predict(toy_run["sources"])
+
+    with pytest.raises(SystemExit, match="0 step checkpoints, 5 wanted"):
+        average_main([str(run_dir.parent), "--last", "5", "-o", str(tmp_path / "x.ckpt")])

@@ -77,3 +77,28 @@ def test_alignments_are_returned_on_request():
     assert weights.shape == (3, 3, 7)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 3))
     assert weights[1, :, 4:].abs().max() == 0  # padding never receives attention
+
+
+@pytest.mark.parametrize("family", ["rnn_luong", "rnn_bahdanau"])
+def test_each_rnn_learns_to_reverse_sequences(make_cfg, family):
+    # The Transformer's toy experiment with only the model swapped (and the RNN study's
+    # optimizer settings): the same command line works for every family.
+    from attnlab.train import train
+
+    metrics = train(
+        make_cfg(
+            f"experiment=rnn_vs_transformer/{family.removeprefix('rnn_')}",
+            "model.embed_dim=64",
+            "model.hidden_size=64",
+            "model.dropout=0.0",
+            "trainer.max_epochs=15",
+            base=[
+                "data=toy",
+                "logger=csv",
+                "trainer.max_time=null",
+                "trainer.enable_progress_bar=false",
+                "callbacks.attention_maps=null",
+            ],
+        )
+    )
+    assert metrics["test"]["test"]["exact_match"] >= 95.0

@@ -59,3 +59,21 @@ def logged_metrics(path: Path) -> dict[str, list[float]]:
             if isinstance(value, int | float):
                 history.setdefault(key, []).append(value)
     return history
+
+
+def run_info(path: Path) -> dict[str, object]:
+    """The run's identity as W&B will show it: id, group, job type and tags."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for payload in read_payloads(path):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {
+                "id": run.run_id,
+                "group": run.run_group,
+                "job_type": run.job_type,
+                "tags": list(run.tags),
+            }
+    raise AssertionError(f"{path} holds no run record")

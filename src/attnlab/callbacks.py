@@ -19,8 +19,38 @@ class TokenThroughput(L.Callback):
         self.window = window
         self.total_tokens = 0
         self.total_seconds = 0.0
+        self.source_tokens = 0
+        self.target_tokens = 0
         self._recent: list[tuple[int, float]] = []
         self._start = 0.0
+        self._fit_start = time.time()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.time()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Under DDP each rank counted its own batches: the run's rate is their sum.
+        import torch
+
+        if trainer.world_size > 1:
+            totals = torch.tensor(
+                [float(self.total_tokens), self.total_seconds], device=pl_module.device
+            )
+            tokens = trainer.strategy.reduce(totals[:1].clone(), reduce_op="sum")
+            seconds = trainer.strategy.reduce(totals[1:].clone(), reduce_op="max")
+            self.total_tokens, self.total_seconds = int(tokens.item()), float(seconds.item())
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # With each validation score: how much wall-clock and data it took (learning curves
+        # against time, steps and FLOPs in attnlab-report).
+        if trainer.sanity_checking:
+            return
+        for name, value in (
+            ("progress/wall_s", time.time() - self._fit_start),
+            ("progress/source_tokens", float(self.source_tokens)),
+            ("progress/target_tokens", float(self.target_tokens)),
+        ):
+            pl_module.log(name, value, on_step=False, on_epoch=True)
 
     @property
     def tokens_per_sec(self) -> float:
@@ -40,7 +70,10 @@ class TokenThroughput(L.Callback):
         batch_idx: int,
     ) -> None:
         seconds = time.perf_counter() - self._start
-        tokens = int(batch.num_source_tokens) + int(batch.num_target_tokens)
+        source, target = int(batch.num_source_tokens), int(batch.num_target_tokens)
+        self.source_tokens += source
+        self.target_tokens += target
+        tokens = source + target
         self.total_tokens += tokens
         self.total_seconds += seconds
         self._recent = [*self._recent[-(self.window - 1) :], (tokens, seconds)]
@@ -113,3 +146,70 @@ class AttentionMaps(L.Callback):
                     data=samples,
                     step=trainer.global_step,
                 )
+
+
+class RunPreempted(Exception):
+    """Training stopped on a signal after saving a checkpoint; the same command resumes it."""
+
+    def __init__(self, signum: int, checkpoint: str):
+        super().__init__(f"received signal {signum}; saved {checkpoint}")
+        self.signum, self.checkpoint = signum, checkpoint
+
+
+class CheckpointOnSignal(L.Callback):
+    """On SIGTERM, SIGUSR1 or SIGUSR2 (what SLURM and submitit send before they preempt or time
+    out a job): finish the current step, save ``last.ckpt``, stop, and only then pass the signal
+    to whoever handled it before (submitit requeues the job there). Rerunning the same command
+    resumes from that checkpoint. No validation runs in between: a grace period is short."""
+
+    def __init__(self, dirpath: str, signals: list[str] | None = None):
+        import signal
+
+        from attnlab.config_errors import require
+
+        names = list(signals) if signals is not None else ["SIGTERM", "SIGUSR1", "SIGUSR2"]
+        for name in names:
+            require(hasattr(signal, name), "signals", f"unknown signal {name!r}")
+        self.dirpath = dirpath
+        self.signals = [getattr(signal, name) for name in names]
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import signal
+
+        # After Lightning has installed its own handlers, so this one sees the signal first.
+        for signum in self.signals:
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if self.received is None:
+            return
+        path = f"{self.dirpath}/last.ckpt"
+        trainer.save_checkpoint(path)
+        raise RunPreempted(self.received, path)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()
+        if isinstance(exception, RunPreempted):
+            previous = self._previous.get(exception.signum)
+            if callable(previous):  # e.g. submitit's requeue, now that the state is saved
+                previous(exception.signum, None)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)

@@ -103,3 +103,24 @@ def build_model(config: DictConfig, tokenizer: Any) -> torch.nn.Module:
         tgt_vocab_size=tokenizer.vocab_size,
         pad_id=tokenizer.pad_id,
     )
+
+
+def atomic_checkpoint_io() -> Any:
+    """A Lightning CheckpointIO that writes each checkpoint under a temporary name and renames
+    it into place, so a run killed while saving leaves the previous checkpoint intact."""
+    import os
+
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+            try:
+                torch.save(checkpoint, partial)
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+
+    return AtomicCheckpointIO()

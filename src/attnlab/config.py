@@ -26,9 +26,19 @@ from attnlab.optim import noam_peak_lr
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
+def scaled(value: int, numerator: int, denominator: int = 1) -> int:
+    """``${scaled:512,1,2}`` = 256: a size times a ratio, which must give a whole number
+    (the Table 3 rows are written as ratios of the base so one row serves every scale)."""
+    result, remainder = divmod(value * numerator, denominator)
+    if remainder:
+        raise ValueError(f"{value} * {numerator} / {denominator} is not a whole number")
+    return result
+
+
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("noam_peak_lr"):
-        OmegaConf.register_new_resolver("noam_peak_lr", noam_peak_lr)
+    for name, function in (("noam_peak_lr", noam_peak_lr), ("scaled", scaled)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
 
 
 register_resolvers()
@@ -201,11 +211,23 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
     except ConfigError as error:
         raise error.under("data") from None
+    longest = max(cfg.data.get("max_source_positions", 0), cfg.data.get("max_target_positions", 0))
+    model_positions = cfg.model.get("max_positions")
+    require(
+        model_positions is None or model_positions >= longest,
+        "model.max_positions",
+        f"{model_positions} is shorter than the data's position limits ({longest}: "
+        "data.max_source_positions / data.max_target_positions)",
+    )
     build(cfg.criterion, "criterion")
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is not None:  # callbacks check their own settings when built (no side effects)
+            build(node, f"callbacks.{name}")
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
     checkpoint = (cfg.get("callbacks") or {}).get("model_checkpoint")
-    decoded = ("val/bleu", "val/chrf", "val/exact_match")
+    decoded = ("val/score", "val/bleu", "val/chrf", "val/exact_match")
+    decoded += tuple(f"val/{r}" for r in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
     if checkpoint and not cfg.module.get("valid_decode", True):
         require(
             checkpoint.get("monitor") not in decoded,

@@ -6,6 +6,7 @@ It receives a model, a criterion, and optimizer/scheduler factories already buil
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -17,9 +18,12 @@ import torch.distributed as dist
 from torch import nn
 
 from attnlab.checkpoints import CHECKPOINT_KEY, checkpoint_metadata
+from attnlab.config_errors import require
 from attnlab.data.datamodule import Batch
 from attnlab.decoding import generate
-from attnlab.metrics import translation_scores
+from attnlab.metrics import task_scores
+
+log = logging.getLogger(__name__)
 
 
 class Seq2SeqModule(L.LightningModule):
@@ -32,8 +36,16 @@ class Seq2SeqModule(L.LightningModule):
         decode: dict | None = None,
         valid_decode: bool = True,
         scheduler_interval: str = "step",
+        nonfinite_loss: str = "stop",
     ):
         super().__init__()
+        require(
+            nonfinite_loss in ("stop", "skip"),
+            "nonfinite_loss",
+            f"must be 'stop' or 'skip', got {nonfinite_loss!r}",
+        )
+        self.nonfinite_loss = nonfinite_loss
+        self.skipped_batches = 0
         self.model = model
         self.criterion = criterion
         self.optimizer_factory = optimizer
@@ -57,12 +69,31 @@ class Seq2SeqModule(L.LightningModule):
         loss_sum, nll_sum = self.criterion(self(batch), batch.tgt_out)
         return loss_sum, nll_sum, batch.num_target_tokens
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         loss_sum, nll_sum, ntokens = self._loss(batch)
         loss = loss_sum / ntokens
+        if not torch.isfinite(loss):
+            return self._nonfinite(loss, batch, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         self.log("train/nll", nll_sum / ntokens, batch_size=len(batch))
         return loss
+
+    def _nonfinite(self, loss: torch.Tensor, batch: Batch, batch_idx: int) -> None:
+        where = (
+            f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}, "
+            f"examples {batch.ids.tolist()[:8]}{'...' if len(batch) > 8 else ''})"
+        )
+        if self.nonfinite_loss == "skip":
+            self.skipped_batches += 1
+            log.warning("loss is %s at %s: batch skipped", loss.item(), where)
+            return None  # Lightning makes no optimizer step for this batch
+        # The weights have not been updated with this batch yet: they are the last good state.
+        path = Path(self.output_dir or ".") / "checkpoints" / "last_good.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise FloatingPointError(
+            f"training loss is {loss.item()} at {where}; the last good state is saved in "
+            f"{path} (module.nonfinite_loss=skip skips such batches instead)"
+        )
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -136,7 +167,11 @@ class Seq2SeqModule(L.LightningModule):
                 order = sorted(hypotheses)
                 hyps = [hypotheses[i] for i in order]
                 refs = [data.examples[i].target for i in order]
-                scores.update(translation_scores(hyps, refs))
+                every_ref = [
+                    data.examples[i].references or (data.examples[i].target,) for i in order
+                ]
+                metric = getattr(self.trainer.datamodule.task, "metric", "bleu")
+                scores.update(task_scores(metric, hyps, every_ref))
                 if stage == "test":
                     self._write_hypotheses(split, hyps, refs)
             # Every rank holds the same reduced sums and gathered hypotheses, so every rank logs
@@ -164,3 +199,11 @@ class Seq2SeqModule(L.LightningModule):
     # -- checkpoints carry what a model needs to run ---------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = checkpoint_metadata(self.run_config, self.tokenizer)
+        # The dropout masks to come: with the data position (saved by the train loader) this
+        # makes a resumed run repeat, bit for bit on a CPU, the run that was interrupted.
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rng_state")
+        if state is not None:
+            torch.set_rng_state(state["torch"])

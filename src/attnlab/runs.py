@@ -59,3 +59,32 @@ def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
         path, (json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n").encode()
     )
     return path
+
+
+def redact_override(override: str) -> str:
+    """``+service.api_key=abc`` -> ``+service.api_key=<redacted>``; other overrides unchanged."""
+    key, sep, value = override.partition("=")
+    name = key.lstrip("+~").rsplit(".", 1)[-1]
+    return f"{key}=<redacted>" if sep and value and SECRET_KEY.search(name) else override
+
+
+def scrub_run_directory(output_dir: Path) -> None:
+    """Rewrite what Hydra saved in ``.hydra/`` (the composed config, the command-line overrides)
+    with secret-looking values redacted; Hydra writes them before attnlab starts."""
+    folder = Path(output_dir) / ".hydra"
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        path = folder / name
+        if not path.exists():
+            continue
+        node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        scrubbed = _scrub_overrides(_scrub(node))
+        if scrubbed != node:
+            atomic_write_bytes(path, OmegaConf.to_yaml(OmegaConf.create(scrubbed)).encode())
+
+
+def _scrub_overrides(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _scrub_overrides(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scrub_overrides(v) for v in node]
+    return redact_override(node) if isinstance(node, str) else node

@@ -6,13 +6,14 @@ answer quickly.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab.config import register_resolvers
 
@@ -20,18 +21,87 @@ log = logging.getLogger("attnlab.train")
 register_resolvers()
 
 
-def build_loggers(cfg: DictConfig) -> list[Any]:
+def build_loggers(cfg: DictConfig, output_dir: Path) -> list[Any]:
     from hydra.utils import instantiate
 
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
         if node is None:
             continue
+        extra = {}
+        if str(node.get("_target_", "")).endswith("WandbLogger"):
+            # One W&B run per run directory, also across restarts of the same run.
+            extra = {"id": wandb_run_id(output_dir), "resume": "allow"}
         try:
-            loggers.append(instantiate(node))
+            logger = instantiate(node, **extra)
+            if extra:
+                _ = logger.experiment  # start W&B now: a bad login fails here, not mid-run
+            loggers.append(logger)
         except Exception as error:  # a broken logger must not take the run down with it
             log.warning("logger %s could not start (%s); continuing without it", name, error)
     return loggers
+
+
+def wandb_run_id(output_dir: Path) -> str:
+    import secrets
+
+    from attnlab.data.files import atomic_write_bytes
+
+    path = output_dir / "wandb_run_id"
+    if not path.exists():
+        atomic_write_bytes(path, secrets.token_hex(4).encode())
+    return path.read_text().strip()
+
+
+def place_in_parallel_sweep(cfg: DictConfig) -> Any:
+    """For a job of ``hydra/launcher=parallel``: claim a GPU (or a share of the cores)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not started by Hydra (tests, notebooks)
+        return None
+    launcher = hydra_cfg.launcher
+    if "Joblib" not in str(launcher.get("_target_", "")):
+        return None
+    import torch
+
+    from attnlab.devices import place_parallel_job
+
+    wants_gpu = str(cfg.trainer.get("accelerator")) in ("gpu", "cuda", "auto")
+    gpus = torch.cuda.device_count() if wants_gpu and torch.cuda.is_available() else 0
+    placement = place_parallel_job(Path(hydra_cfg.sweep.dir), int(launcher.n_jobs), gpus)
+    if placement.device == "cpu":
+        torch.set_num_threads(placement.threads)
+    else:
+        with open_dict(cfg):
+            cfg.trainer.devices = [placement.slot]
+    log.info("parallel sweep job: %s", placement.describe())
+    return placement
+
+
+def prepare_ddp_in_multirun(cfg: DictConfig, output_dir: Path) -> None:
+    """Lightning starts DDP ranks 1..N-1 by re-running this command. Inside a sweep the command
+    is the whole multirun, which would make every rank run every job (and log its own W&B run):
+    give the ranks this job's overrides and directory instead."""
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import read_write
+
+    strategy = str(cfg.trainer.get("strategy", ""))
+    if "ddp" not in strategy or "spawn" in strategy:
+        return
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = str(output_dir)
 
 
 def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
@@ -53,16 +123,41 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from attnlab.callbacks import TokenThroughput
-    from attnlab.runs import git_sha, resolved_container, save_resolved_config, write_metrics
+    from attnlab.checkpoints import atomic_checkpoint_io
+    from attnlab.flops import weights_per_token
+    from attnlab.runs import (
+        git_sha,
+        resolved_container,
+        save_resolved_config,
+        scrub_run_directory,
+        write_metrics,
+    )
     from attnlab.runtime import keep_freed_memory
 
     if cfg.get("keep_freed_memory", True):
         keep_freed_memory()
+    placement = place_in_parallel_sweep(cfg)
 
     started = time.time()
     commit = git_sha()  # the code that trains, not whatever is checked out when it ends
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    scrub_run_directory(output_dir)
+    prepare_ddp_in_multirun(cfg, output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"))
+    if cfg.get("resume", True) and cfg.get("train", True) and ckpt_path is None:
+        # The same command again (a rerun sweep, a requeued job, a restart after a crash) finds
+        # its own run directory: a finished run is not repeated, an unfinished one continues.
+        finished = output_dir / "metrics.json"
+        if finished.exists():
+            log.info(
+                "%s already finished; not training again (resume=false to retrain)", output_dir
+            )
+            return json.loads(finished.read_text())
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            log.info("resuming from %s", last)
+            ckpt_path = str(last)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.data, "data")
@@ -91,12 +186,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
-    loggers = build_loggers(cfg)
+    loggers = build_loggers(cfg, output_dir)
     if not loggers:  # Lightning refuses a LearningRateMonitor without a logger to write to
         callbacks = [
             c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
         ]
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer = build(
+        cfg.trainer,
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[atomic_checkpoint_io()],
+    )
     n_params = sum(p.numel() for p in model.parameters())
     if trainer.is_global_zero:
         save_resolved_config(cfg, output_dir)
@@ -109,7 +210,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams({**module.run_config, "n_params": n_params})
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"))
     if cfg.get("train", True):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     train_seconds = time.time() - started
@@ -123,13 +223,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test": {k.split("/", 1)[1]: v for k, v in module.scores.items() if k.startswith("test/")},
         "val": module.scores.get("val"),
         "params": n_params,
+        "weights_per_token": list(weights_per_token(model)),  # (source, target): for FLOPs
         "wall_time_s": round(time.time() - started, 1),
         "train_time_s": round(train_seconds, 1),
         "tokens_per_sec": round(throughput.tokens_per_sec, 1) if throughput else None,
         "epochs": trainer.current_epoch,
+        "world_size": trainer.world_size,
         "global_step": trainer.global_step,
         "best_checkpoint": best,
+        "truncated_examples": datamodule.truncated,  # by split: cut to the position limits
+        "skipped_batches": module.skipped_batches,  # non-finite losses (module.nonfinite_loss=skip)
         "git_sha": commit,
+        "started_at": started,
+        "finished_at": time.time(),
+        "placement": placement.describe() if placement else None,
         "seed": cfg.seed,
         "train_padding_fraction": (
             datamodule.train_sampler.padding_fraction()
@@ -149,13 +256,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from attnlab.config_errors import ConfigError
+    import sys
 
+    from attnlab.callbacks import RunPreempted
+    from attnlab.config_errors import ConfigError
+    from attnlab.runs import redact_override
+
+    # Loggers (W&B records the command line) must not see a secret given as an override.
+    sys.argv = [redact_override(arg) for arg in sys.argv]
     try:
         metrics = train(cfg)
     except ConfigError as error:
         log.error("config error: %s", error)
         raise SystemExit(f"attnlab: config error: {error}") from None
+    except RunPreempted as stop:
+        log.warning(
+            "stopped by signal %d; saved %s: run the same command to resume",
+            stop.signum,
+            stop.checkpoint,
+        )
+        raise SystemExit(128 + stop.signum) from None
     # A sweeper (Optuna, W&B) optimises the value returned here.
     metric = cfg.get("optimized_metric")
     return _lookup(metrics, metric) if metric else None

@@ -104,6 +104,27 @@ class TokenizedSplit(Dataset):
         )
 
 
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose position Lightning saves in every checkpoint and restores on resume,
+    so a run restarted mid-epoch continues with the very batch it would have trained next.
+
+    Lightning fetches one batch ahead, so the sampler has handed out one batch more than was
+    trained on when a checkpoint is written; ``progress`` reports the trained count instead.
+    """
+
+    progress: Any = None  # () -> batches of the current epoch already trained on
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.batch_sampler.state_dict()
+        trained = self.progress() if self.progress is not None else None
+        if trained is not None:
+            state["batches_yielded"] = trained
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
 class Seq2SeqDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -119,6 +140,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         split: str | None = None,
         limit_train_examples: int | None = None,
         limit_eval_examples: int | None = None,
+        train_overlong: str = "drop",
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | None = None,
@@ -133,6 +155,12 @@ class Seq2SeqDataModule(L.LightningDataModule):
         require(max_tokens > 0, "max_tokens", f"must be positive, got {max_tokens}")
         require(eval_max_tokens > 0, "eval_max_tokens", f"must be positive, got {eval_max_tokens}")
         require(num_workers >= 0, "num_workers", f"must be >= 0, got {num_workers}")
+        require(
+            train_overlong in ("drop", "truncate"),
+            "train_overlong",
+            f"must be 'drop' or 'truncate', got {train_overlong!r}",
+        )
+        self.train_overlong = train_overlong
         for key, value in (
             ("max_source_positions", max_source_positions),
             ("max_target_positions", max_target_positions),
@@ -176,6 +204,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "cache"
         self.tokenizer = None
         self.splits: dict[str, TokenizedSplit] = {}
+        self.truncated: dict[str, int] = {}  # examples cut to the position limits, by split
         self.train_sampler: TokenBudgetBatchSampler | None = None
 
     # -- tokenizer -----------------------------------------------------------------------------
@@ -241,8 +270,9 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return self._limit_lengths(TokenizedSplit(split, examples, sources, targets))
 
     def _limit_lengths(self, data: TokenizedSplit) -> TokenizedSplit:
-        # Training drops over-long pairs (as fairseq does); evaluation truncates the source so
-        # every reference is still scored.
+        # Training drops over-long pairs (as fairseq does), or truncates them where that is
+        # the norm (long documents in summarization); evaluation truncates so every reference
+        # is still scored (against its full text).
         max_src, max_tgt = self.max_source_positions - 1, self.max_target_positions - 1
         too_long = [
             i
@@ -251,7 +281,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
         ]
         if not too_long:
             return data
-        if data.name == "train":
+        if data.name == "train" and self.train_overlong == "drop":
             keep = sorted(set(range(len(data))) - set(too_long))
             log.info(
                 "train: dropped %d of %d pairs longer than the position limits",
@@ -265,8 +295,14 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 [data.targets[i] for i in keep],
             )
         log.info(
-            "%s: truncated %d sources longer than %d tokens", data.name, len(too_long), max_src
+            "%s: truncated %d of %d examples to the position limits (%d source, %d target tokens)",
+            data.name,
+            len(too_long),
+            len(data),
+            max_src,
+            max_tgt,
         )
+        self.truncated[data.name] = len(too_long)
         return TokenizedSplit(
             data.name,
             data.examples,
@@ -302,15 +338,29 @@ class Seq2SeqDataModule(L.LightningDataModule):
             seed=self.seed,
             max_sentences=self.max_sentences,
         )
+        loader_class = DataLoader
         if shuffle:
             self.train_sampler = sampler
-        return DataLoader(
+            loader_class = ResumableDataLoader
+        loader = loader_class(
             data,
             batch_sampler=sampler,
             collate_fn=data.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Its own generator: starting an epoch must not draw from the global RNG, whose
+            # stream (dropout) a resumed run has to continue exactly.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+        if shuffle:
+            loader.progress = self._trained_batches_this_epoch
+        return loader
+
+    def _trained_batches_this_epoch(self) -> int | None:
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def train_dataloader(self) -> DataLoader:
         try:

@@ -25,7 +25,8 @@ from attnlab.data.files import (
 @dataclass(frozen=True)
 class Example:
     source: str
-    target: str
+    target: str  # the reference the model is trained on (and scored against by default)
+    references: tuple[str, ...] = ()  # every reference, where a split has several
 
 
 class DataFileError(ValueError):

@@ -84,6 +84,11 @@ class SentencePieceTokenizer:
         if path.exists():
             return cls(path.read_bytes())
         model = io.BytesIO()
+        if len(texts) > input_sentence_size:
+            # An evenly spaced sample, so both languages (sources first, then targets) and every
+            # corpus of a concatenation are represented; deterministic, unlike SentencePiece's.
+            stride = -(-len(texts) // input_sentence_size)
+            texts = texts[::stride]
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),
             model_writer=model,

@@ -1,0 +1,320 @@
+"""``attnlab-report <sweep directory> [--out DIR]``: the tables and plots a paper would print.
+
+Reads every run under the directory (a ``metrics.json`` beside a ``config_resolved.yaml``) and
+writes ``report.md`` with, where the runs allow:
+
+- **Table 3**: per row, our validation perplexity and BLEU, test BLEU and parameters (mean ± std
+  over seeds) beside the paper's dev-set numbers, and whether each row moves BLEU and
+  perplexity the same way as in the paper, relative to the base row;
+- **model families** (RNN vs Transformer): quality, parameters, training tokens/s, wall-clock,
+  steps and the time each needed to reach a common validation BLEU, with learning curves
+  against wall-clock, steps and training FLOPs (``learning_curves.png``).
+
+Each table is also written as CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from attnlab.flops import training_flops
+
+TABLE3_ORDER = [
+    "base", "A_h1", "A_h4", "A_h16", "A_h32", "B_dk16", "B_dk32", "C_n2", "C_n4", "C_n8",
+    "C_d256", "C_d1024", "C_ff1024", "C_ff4096", "D_drop0", "D_drop02", "D_ls0", "D_ls02",
+    "E_learned", "big",
+]  # fmt: skip
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    curve: list[dict[str, float]] = field(default_factory=list)  # one row per validation
+
+    @property
+    def family(self) -> str:
+        return self.config["model"]["_target_"].rsplit(".", 1)[-1]
+
+    @property
+    def task(self) -> str:
+        task = self.config["data"]["task"]
+        name = task["_target_"].rsplit(".", 1)[-1]
+        if "source_lang" in task:
+            name += f" {task['source_lang']}->{task['target_lang']}"
+        return name
+
+    def val(self, key: str) -> float | None:
+        return (self.metrics.get("val") or {}).get(key)
+
+    def test(self, key: str, split: str | None = None) -> float | None:
+        tests = self.metrics.get("test") or {}
+        split = split or next(iter(tests), None)
+        return (tests.get(split) or {}).get(key)
+
+
+def collect_runs(root: Path) -> list[Run]:
+    """Every finished training run under ``root``, in path order."""
+    runs = []
+    for metrics_path in sorted(root.rglob("metrics.json")):
+        config_path = metrics_path.parent / "config_resolved.yaml"
+        if not config_path.exists():
+            continue  # an attnlab-eval directory, not a training run
+        config = OmegaConf.to_container(OmegaConf.load(config_path))
+        metrics = json.loads(metrics_path.read_text())
+        runs.append(Run(metrics_path.parent, config, metrics, read_curve(metrics_path.parent)))
+    return runs
+
+
+def read_curve(run_dir: Path) -> list[dict[str, float]]:
+    """Validation scores with the wall-clock, steps and tokens it took to reach each."""
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("val/bleu") and row.get("progress/wall_s"):
+                rows.append(
+                    {
+                        "step": float(row["step"]),
+                        "wall_s": float(row["progress/wall_s"]),
+                        "source_tokens": float(row["progress/source_tokens"]),
+                        "target_tokens": float(row["progress/target_tokens"]),
+                        "bleu": float(row["val/bleu"]),
+                    }
+                )
+    return rows
+
+
+# ----------------------------------------------------------------------------------- helpers
+def mean_std(values: Sequence[float | None]) -> tuple[float, float, int] | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return None
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), spread, len(values)
+
+
+def fmt(stat: tuple[float, float, int] | None, digits: int = 2) -> str:
+    if stat is None:
+        return "–"
+    mean, spread, n = stat
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _sign(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return "+" if x > 0 else "-" if x < 0 else "0"
+
+
+# ----------------------------------------------------------------------------------- Table 3
+def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+    by_row: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        if "table3" in run.config:
+            by_row[run.config["table3"]["id"]].append(run)
+    if not by_row:
+        return [], []
+    base = by_row.get("base", [])
+    base_ppl = mean_std([r.val("ppl") for r in base])
+    base_bleu = mean_std([r.val("bleu") for r in base])
+    header = [
+        "row", "change", "seeds", "params (M)", "val PPL", "val BLEU", "test BLEU",
+        "paper PPL", "paper BLEU", "paper params (M)", "ΔBLEU ours / paper", "ΔPPL ours / paper",
+        "same direction",
+    ]  # fmt: skip
+    rows = []
+    order = sorted(by_row, key=lambda i: TABLE3_ORDER.index(i) if i in TABLE3_ORDER else 99)
+    for row_id in order:
+        group = by_row[row_id]
+        info = group[0].config["table3"]
+        paper = info.get("paper") or {}
+        ppl = mean_std([r.val("ppl") for r in group])
+        bleu = mean_std([r.val("bleu") for r in group])
+        test = mean_std([r.test("bleu") for r in group])
+        params = mean_std([r.metrics.get("params", 0) / 1e6 for r in group])
+        agrees = ""
+        deltas = ["", ""]
+        if row_id != "base" and base_ppl and base_bleu and ppl and bleu:
+            ours_bleu, ours_ppl = bleu[0] - base_bleu[0], ppl[0] - base_ppl[0]
+            paper_bleu, paper_ppl = paper["bleu"] - 25.8, paper["ppl"] - 4.92
+            deltas = [
+                f"{ours_bleu:+.2f} / {paper_bleu:+.1f}",
+                f"{ours_ppl:+.2f} / {paper_ppl:+.2f}",
+            ]
+            bleu_same = _sign(round(ours_bleu, 2)) == _sign(round(paper_bleu, 1))
+            ppl_same = _sign(round(ours_ppl, 2)) == _sign(round(paper_ppl, 2))
+            agrees = f"BLEU {'yes' if bleu_same else 'no'}, PPL {'yes' if ppl_same else 'no'}"
+        rows.append(
+            [
+                row_id,
+                info.get("change", ""),
+                len(group),
+                fmt(params, 1),
+                fmt(ppl),
+                fmt(bleu),
+                fmt(test),
+                paper.get("ppl", "–"),
+                paper.get("bleu", "–"),
+                paper.get("params_m") or "–",
+                *deltas,
+                agrees,
+            ]
+        )
+    return header, rows
+
+
+# ----------------------------------------------------------------------------- model families
+def families(runs: list[Run], quality: float | None) -> tuple[list[str], list[list[Any]], float]:
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.task, run.family)].append(run)
+    if quality is None:  # a level every family reached: 90% of the weakest family's best
+        bests = [
+            statistics.fmean(max((p["bleu"] for p in r.curve), default=0.0) for r in group)
+            for group in groups.values()
+        ]
+        quality = round(0.9 * min(bests), 1) if bests else 0.0
+    header = [
+        "task", "model", "seeds", "params (M)", "test BLEU", "val BLEU", "train tok/s",
+        "steps", "train time (min)", f"min to val BLEU {quality}",
+    ]  # fmt: skip
+    rows = []
+    for (task, family), group in sorted(groups.items()):
+        reach = []
+        for run in group:
+            hit = next((p["wall_s"] for p in run.curve if p["bleu"] >= quality), None)
+            reach.append(hit / 60 if hit is not None else None)
+        rows.append(
+            [
+                task,
+                family,
+                len(group),
+                fmt(mean_std([r.metrics.get("params", 0) / 1e6 for r in group]), 1),
+                fmt(mean_std([r.test("bleu") for r in group])),
+                fmt(mean_std([r.val("bleu") for r in group])),
+                fmt(mean_std([r.metrics.get("tokens_per_sec") for r in group]), 0),
+                fmt(mean_std([r.metrics.get("global_step") for r in group]), 0),
+                fmt(mean_std([r.metrics.get("train_time_s", 0) / 60 for r in group]), 1),
+                fmt(mean_std(reach), 1) if any(x is not None for x in reach) else "not reached",
+            ]
+        )
+    return header, rows, quality
+
+
+def plot_learning_curves(runs: list[Run], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in runs if r.curve]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    colours: dict[str, Any] = {}
+    for run in runs:
+        label = f"{run.family} ({run.task})"
+        colour = colours.setdefault(label, f"C{len(colours)}")
+        per_token = run.metrics.get("weights_per_token")
+        xs = {
+            "wall-clock (min)": [p["wall_s"] / 60 for p in run.curve],
+            "training steps": [p["step"] for p in run.curve],
+            "training FLOPs": [
+                training_flops(p["source_tokens"], p["target_tokens"], per_token)
+                if per_token
+                else math.nan
+                for p in run.curve
+            ],
+        }
+        ys = [p["bleu"] for p in run.curve]
+        for axis, (name, x) in zip(axes, xs.items(), strict=True):
+            first = label not in {line.get_label() for line in axis.get_lines()}
+            axis.plot(x, ys, marker=".", color=colour, label=label if first else "_")
+            axis.set_xlabel(name)
+    axes[2].set_xscale("log")
+    axes[0].set_ylabel("validation BLEU")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------- report
+def write_report(root: Path, out: Path | None = None, quality: float | None = None) -> Path:
+    runs = collect_runs(root)
+    if not runs:
+        raise SystemExit(f"attnlab-report: no training runs (metrics.json) under {root}")
+    out = out or root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [f"# attnlab report: {root}", "", f"{len(runs)} runs."]
+
+    header, rows = table3(runs)
+    if rows:
+        write_csv(out / "table3.csv", header, rows)
+        sections += [
+            "",
+            "## Table 3 (Vaswani et al. 2017) variations",
+            "",
+            "Ours: validation set of this run's data, final epoch; PPL per sub-word. Paper: "
+            "newstest2013, 100K steps on WMT14 en-de. Δ is relative to the base row.",
+            "",
+            markdown_table(header, rows),
+        ]
+
+    compared = [r for r in runs if "table3" not in r.config]
+    if compared:
+        header, rows, _ = families(compared, quality)
+        write_csv(out / "models.csv", header, rows)
+        sections += ["", "## Models", "", markdown_table(header, rows)]
+        plot = plot_learning_curves(compared, out / "learning_curves.png")
+        if plot:
+            sections += ["", f"![learning curves]({plot.name})"]
+    path = out / "report.md"
+    path.write_text("\n".join(sections) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="attnlab-report", description=__doc__.split("\n")[0])
+    parser.add_argument("root", type=Path, help="a multirun directory (or any folder of runs)")
+    parser.add_argument("--out", type=Path, default=None, help="default: <root>/report")
+    parser.add_argument(
+        "--quality", type=float, default=None, help="validation BLEU for the time-to-quality column"
+    )
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        raise SystemExit(f"attnlab-report: {args.root} is not a directory")
+    print(write_report(args.root, args.out, args.quality))
+
+
+if __name__ == "__main__":
+    main()
