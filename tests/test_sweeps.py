@@ -49,7 +49,7 @@ PAPER_VOCAB = 37000  # the shared BPE vocabulary of the paper's WMT14 en-de mode
 def compose_row(row: str, scale: str):
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="attnlab.conf", version_base="1.3"):
-        return compose("train", overrides=[f"experiment=table3/{row}", f"table3/scale={scale}"])
+        return compose("train", overrides=[f"experiment=table3/{row}", f"table3_scale={scale}"])
 
 
 def test_there_is_one_config_per_row_of_table3():
@@ -145,7 +145,7 @@ def test_a_tiny_table3_sweep_runs_into_a_report_with_one_wandb_run_per_job(tmp_p
         tmp_path,
         "task_name=table3",
         "sweep=table3",
-        "table3/scale=tiny",
+        "table3_scale=tiny",
         "experiment=table3/base,table3/A_h1,table3/D_ls0",
         "seed=1,2",
     )

@@ -246,6 +246,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         write_metrics(output_dir, metrics)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # The next job of a sweep (same process) must start its own group with its own ranks.
+        dist.destroy_process_group()
     for logger in loggers:
         if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
             import wandb
