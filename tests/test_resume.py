@@ -71,7 +71,7 @@ def test_a_killed_run_resumes_and_ends_bit_identical_to_an_uninterrupted_one(tmp
     assert saved_at % steps_per_epoch != 0, "the checkpoint should be mid-epoch"
 
     resumed = run(command(killed))  # the same command again
-    assert f"resuming from {last}" in resumed.stderr
+    assert f"resuming from {last}" in resumed.stdout + resumed.stderr
 
     a = json.loads((whole / "metrics.json").read_text())
     b = json.loads((killed / "metrics.json").read_text())
@@ -93,7 +93,7 @@ def test_rerunning_a_finished_run_changes_nothing(tmp_path):
     before = (run_dir / "metrics.json").read_bytes()
     stamp = (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     again = run(command(run_dir, "trainer.max_epochs=1"))
-    assert "already finished" in again.stderr
+    assert "already finished" in again.stdout + again.stderr
     assert (run_dir / "metrics.json").read_bytes() == before
     assert (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
 
@@ -121,7 +121,8 @@ def test_rerunning_an_interrupted_sweep_skips_finished_jobs_and_resumes_the_rest
 
     again = run(sweep)
     assert (finished / "metrics.json").read_bytes() == kept
-    assert "already finished" in again.stderr and "resuming from" in again.stderr
+    logs = again.stdout + again.stderr
+    assert "already finished" in logs and "resuming from" in logs
     redone = json.loads((interrupted / "metrics.json").read_text())
     assert redone["global_step"] == complete["global_step"]
     assert redone["test"] == complete["test"]
@@ -151,21 +152,21 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     seen = ""
     while "model:" not in seen:  # the log line just before training starts
-        line = process.stderr.readline()
+        line = process.stdout.readline()
         assert line, "the run ended before training started"
         seen += line
     time.sleep(2.0)
     process.send_signal(signal.SIGTERM)
-    _, rest = process.communicate(timeout=300)
+    rest, _ = process.communicate(timeout=300)
     assert process.returncode == 128 + signal.SIGTERM, rest[-2000:]
     assert "run the same command to resume" in rest
     last = run_dir / "checkpoints" / "last.ckpt"
     assert checkpoint_step(last) > 0 and not (run_dir / "metrics.json").exists()
 
     resumed = run(cmd)
-    assert f"resuming from {last}" in resumed.stderr
+    assert f"resuming from {last}" in resumed.stdout + resumed.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 4

@@ -223,10 +223,18 @@ def families(runs: list[Run], quality: float | None) -> tuple[list[str], list[li
                 fmt(mean_std([r.metrics.get("tokens_per_sec") for r in group]), 0),
                 fmt(mean_std([r.metrics.get("global_step") for r in group]), 0),
                 fmt(mean_std([r.metrics.get("train_time_s", 0) / 60 for r in group]), 1),
-                fmt(mean_std(reach), 1) if any(x is not None for x in reach) else "not reached",
+                _reach_cell(group, reach),
             ]
         )
     return header, rows, quality
+
+
+def _reach_cell(group: list[Run], minutes: list[float | None]) -> str:
+    if not any(run.curve for run in group):
+        return "–"  # trained before attnlab logged progress/* with each validation
+    if all(m is None for m in minutes):
+        return "not reached"
+    return fmt(mean_std(minutes), 1)
 
 
 def plot_learning_curves(runs: list[Run], path: Path) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     placement = place_in_parallel_sweep(cfg)
 
     started = time.time()
+    environment = dict(os.environ)
     commit = git_sha()  # the code that trains, not whatever is checked out when it ends
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -249,8 +251,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        # The next job of a sweep (same process) must start its own group with its own ranks.
+        # The next job of a sweep (same process) must start its own group with its own ranks,
+        # and launch its own rank processes: Lightning leaves LOCAL_RANK & co. in the
+        # environment, which would make it wait for ranks that nobody starts.
         dist.destroy_process_group()
+        for name in set(os.environ) - set(environment):
+            del os.environ[name]
+        os.environ.update(environment)
     for logger in loggers:
         if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
             import wandb
