@@ -12,7 +12,7 @@ train: install
 
 test: install
 	$(PYTHON) -m ruff check src tests
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=12
 
 lint:
 	$(PYTHON) -m ruff check src tests

@@ -19,7 +19,7 @@ MODELS = [
     "rnn_bahdanau",
     "rnn_luong",
 ]
-DATA = ["toy", "multi30k", "multi30k_en_de"]
+DATA = ["toy", "multi30k", "multi30k_en_de", "dialogsum", "wmt14_en_de"]
 
 
 @pytest.mark.parametrize("data", DATA)
@@ -47,7 +47,11 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
         (["data.max_tokens=16"], "data.max_tokens", "longest"),
         (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches", ">= 1"),
         (["trainer=ddp_cpu", "trainer.devices=0"], "trainer.devices", "positive count"),
-        (["data.max_source_positions=200"], "model.max_positions", "shorter than the data"),
+        (
+            ["data.max_source_positions=600", "data.max_tokens=1024"],
+            "model.max_positions",
+            "shorter than the data",
+        ),
         (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", ">= 0"),
         (["+data.train_overlong=cut"], "data.train_overlong", "'drop' or 'truncate'"),
         (

@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -67,8 +68,13 @@ class Run:
 
 def collect_runs(root: Path) -> list[Run]:
     """Every finished training run under ``root``, in path order."""
+    found = [
+        Path(folder) / "metrics.json"
+        for folder, _, files in os.walk(root, followlinks=True)  # runs may be linked in
+        if "metrics.json" in files
+    ]
     runs = []
-    for metrics_path in sorted(root.rglob("metrics.json")):
+    for metrics_path in sorted(found):
         config_path = metrics_path.parent / "config_resolved.yaml"
         if not config_path.exists():
             continue  # an attnlab-eval directory, not a training run
@@ -200,6 +206,7 @@ def families(runs: list[Run], quality: float | None) -> tuple[list[str], list[li
         bests = [
             statistics.fmean(max((p["bleu"] for p in r.curve), default=0.0) for r in group)
             for group in groups.values()
+            if all(r.curve for r in group)
         ]
         quality = round(0.9 * min(bests), 1) if bests else 0.0
     header = [
