@@ -71,16 +71,21 @@ def sentence_attention(
         raise ValueError(f"layer {layer} does not exist; {kind} attention has {n_layers} layers")
     weights = maps[kind][layer].float().cpu()  # [B, heads, queries, keys]
     result = []
+    # Speech sources are feature frames: label the encoder's (subsampled) frames by index.
+    encoder_mask = model.encode(src, pad_mask).pad_mask if src.is_floating_point() else None
     for row, index in enumerate(indices):
-        source_ids = [*data.sources[index].tolist(), EOS]
-        output_ids = [*hyps[row], EOS]
-        queries = output_ids if kind != "encoder_self" else source_ids
-        keys = source_ids if kind != "decoder_self" else [BOS, *hyps[row]]
+        if encoder_mask is None:
+            source = tokenizer.pieces([*data.sources[index].tolist(), EOS])
+        else:
+            source = [str(t) for t in range(int((~encoder_mask[row]).sum()))]
+        output = tokenizer.pieces([*hyps[row], EOS])
+        queries = output if kind != "encoder_self" else source
+        keys = source if kind != "decoder_self" else tokenizer.pieces([BOS, *hyps[row]])
         result.append(
             SentenceAttention(
                 weights[row, :, : len(queries), : len(keys)].numpy(),
-                tokenizer.pieces(queries),
-                tokenizer.pieces(keys),
+                queries,
+                keys,
                 tokenizer.decode(hyps[row]),
                 kind,
                 layer,

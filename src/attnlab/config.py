@@ -150,6 +150,7 @@ def check_decode(decode: DictConfig, path: str = "decode") -> None:
         "max_len_b": lambda v: isinstance(v, int) and v >= 0,
         "min_len": lambda v: isinstance(v, int) and v >= 0,
         "no_repeat_ngram_size": lambda v: isinstance(v, int) and v >= 0,
+        "ctc_weight": lambda v: isinstance(v, int | float) and 0 <= v <= 1,
     }
     for key in decode:
         if key == "strategy":
@@ -211,7 +212,34 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
     except ConfigError as error:
         raise error.under("data") from None
-    longest = max(cfg.data.get("max_source_positions", 0), cfg.data.get("max_target_positions", 0))
+    speech = getattr(data_target, "gives_features", False)
+    input_dim = cfg.model.get("input_dim")
+    if speech:
+        require(
+            input_dim == cfg.data.get("feature_dim"),
+            "model.input_dim",
+            f"is {input_dim} but the data gives {cfg.data.get('feature_dim')}-dimensional "
+            "feature frames (data.feature_dim)",
+        )
+    else:
+        require(
+            input_dim is None,
+            "model.input_dim",
+            f"is {input_dim} but {cfg.data.get('_target_')} gives token ids (use null)",
+        )
+    require(
+        cfg.criterion.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
+        "criterion.ctc_weight",
+        "a CTC loss needs a CTC head on the model (model.ctc_head=true)",
+    )
+    require(
+        cfg.decode.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
+        "decode.ctc_weight",
+        "joint CTC scoring needs a CTC head on the model (model.ctc_head=true)",
+    )
+    # A speech source limit counts input frames; the conv2d front-end leaves a quarter of them.
+    source_positions = cfg.data.get("max_source_positions", 0) // (4 if speech else 1)
+    longest = max(source_positions, cfg.data.get("max_target_positions", 0))
     model_positions = cfg.model.get("max_positions")
     require(
         model_positions is None or model_positions >= longest,

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from attnlab.ctc_prefix import CTCPrefixScorer
 from attnlab.models.interface import IncrementalSeq2Seq
 
 NEG_INF = -math.inf
@@ -208,6 +209,7 @@ def beam_search(
     min_len: int = 0,
     no_repeat_ngram_size: int = 0,
     nbest: int = 1,
+    ctc_weight: float = 0.0,
 ) -> list[list[Hypothesis]]:
     """Batched beam search. Returns, per sentence in batch order, its ``nbest`` finished
     hypotheses sorted best first by length-normalised ``score``.
@@ -216,6 +218,9 @@ def beam_search(
     the top 2K: each beam contributes at most one eos candidate, so at least K of them are not eos.
     eos candidates ranked in the top K are finished (fairseq); the best K others continue.
     Fewer than ``nbest`` hypotheses come back only when constraints ban every continuation.
+
+    ``ctc_weight`` > 0 (a model with a CTC head) scores each extension jointly,
+    ``(1 - w) * attention + w * CTC prefix`` log-probs (Watanabe et al. 2017; ctc_prefix.py).
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"need 1 <= nbest <= beam_size, got nbest={nbest}, beam_size={beam_size}")
@@ -228,6 +233,10 @@ def beam_search(
     enc = model.encode(src, src_pad_mask)
     enc = model.reorder_encoder_out(enc, torch.arange(bsz, device=device).repeat_interleave(k))
     state = model.init_decoder_state(enc)
+    ctc_scorer = ctc_state = None
+    if ctc_weight > 0:
+        ctc_scorer = CTCPrefixScorer(blank=model.ctc.blank, eos=eos_id)
+        ctc_state = ctc_scorer.initial_state(*model.ctc_log_probs(enc))
 
     finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
     active = list(range(bsz))  # original sentence index of each live sentence
@@ -251,6 +260,11 @@ def beam_search(
         lprobs = _next_log_probs(logits, step, eos_id=eos_id, min_len=min_len, force_eos=force)
         if no_repeat_ngram_size > 0:
             _ban_repeated_ngrams(lprobs, tokens, no_repeat_ngram_size)
+        if ctc_scorer is not None:
+            ctc_scores, ctc_r, ctc_psi = ctc_scorer.score(ctc_state)
+            # Floored, not -inf: a prefix CTC rules out must still be able to take forced eos.
+            ctc_scores = ctc_scores.clamp_min(-1e4).to(lprobs.dtype)
+            lprobs = (1.0 - ctc_weight) * lprobs + ctc_weight * ctc_scores
         vocab = lprobs.size(-1)
 
         # Top 2K extensions of each sentence over its K beams x V tokens, by cumulative log-prob.
@@ -303,6 +317,8 @@ def beam_search(
         # One index both drops finished sentences and follows each surviving beam's parent.
         parent = (old_pos[:, None] * k + new_beam).view(-1)
         state = model.reorder_decoder_state(state, parent)
+        if ctc_scorer is not None:
+            ctc_state = ctc_scorer.advance(ctc_state, ctc_r, ctc_psi, parent, new_tok.view(-1))
         tokens = torch.cat([tokens[parent], new_tok.view(-1, 1)], dim=1)
         scores = new_scores
         prev = new_tok.view(-1)
@@ -323,6 +339,19 @@ def generate(
 ) -> list[list[Hypothesis]]:
     """Run ``"greedy"`` or ``"beam"`` search; always returns a list of hypotheses per sentence
     (greedy's single hypothesis wrapped in a 1-list). ``kwargs`` go to the search function."""
+    if strategy == "greedy" and kwargs.get("ctc_weight", 0.0) > 0:
+        # Joint CTC/attention scoring needs the prefix scorer: greedy is its beam of one.
+        return beam_search(
+            model,
+            src,
+            src_pad_mask,
+            bos_id=bos_id,
+            eos_id=eos_id,
+            beam_size=1,
+            length_penalty=0.0,
+            **kwargs,
+        )
+    kwargs.pop("ctc_weight", None)
     if strategy == "greedy":
         hyps = greedy_search(model, src, src_pad_mask, bos_id=bos_id, eos_id=eos_id, **kwargs)
         return [[h] for h in hyps]

@@ -1,4 +1,5 @@
-"""Scores of decoded outputs, by task: sacreBLEU for translation, ROUGE for summaries.
+"""Scores of decoded outputs, by task: sacreBLEU for translation, ROUGE for summaries, WER and
+CER for speech recognition.
 
 Every scorer returns its metrics plus ``score``, the task's headline number (higher is better),
 which checkpointing and early stopping can monitor whatever the task.
@@ -71,12 +72,35 @@ def summary_scores(
     return scores
 
 
+def recognition_scores(
+    hypotheses: Sequence[str], references: Sequence[str]
+) -> dict[str, float | str]:
+    """Corpus word and character error rates (x100) through torchmetrics: edit distance summed
+    over the corpus divided by the reference length (words; characters, spaces included, as
+    ESPnet's CER). ``score`` is ``100 - WER`` so that higher is better, as for every task."""
+    from torchmetrics.functional.text import char_error_rate, word_error_rate
+
+    hyps, refs = list(hypotheses), list(references)
+    wer = 100.0 * float(word_error_rate(hyps, refs)) if refs else 0.0
+    cer = 100.0 * float(char_error_rate(hyps, refs)) if refs else 0.0
+    exact = sum(h == r for h, r in zip(hyps, refs, strict=True))
+    return {
+        "wer": wer,
+        "cer": cer,
+        "sentence_accuracy": 100.0 * exact / max(len(refs), 1),
+        "score": 100.0 - wer,
+        "wer_signature": "torchmetrics|wer+cer|case:as-is|punct:as-is",
+    }
+
+
 def task_scores(
     metric: str, hypotheses: Sequence[str], references: Sequence[Sequence[str]]
 ) -> dict[str, float | str]:
-    """``metric`` is a task's ``metric`` attribute: ``bleu`` or ``rouge``."""
+    """``metric`` is a task's ``metric`` attribute: ``bleu``, ``rouge`` or ``wer``."""
     if metric == "rouge":
         return summary_scores(hypotheses, references)
+    if metric == "wer":
+        return recognition_scores(hypotheses, [refs[0] for refs in references])
     if metric == "bleu":
         return translation_scores(hypotheses, [refs[0] for refs in references])
-    raise ValueError(f"unknown metric {metric!r}; expected 'bleu' or 'rouge'")
+    raise ValueError(f"unknown metric {metric!r}; expected 'bleu', 'rouge' or 'wer'")

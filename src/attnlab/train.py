@@ -171,6 +171,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tgt_vocab_size=tokenizer.vocab_size,
         pad_id=tokenizer.pad_id,
     )
+    if hasattr(datamodule, "feature_statistics"):
+        from attnlab.models.frontends import set_feature_statistics
+
+        # Global CMVN from the training features; a resumed run restores the same values.
+        set_feature_statistics(model, *datamodule.feature_statistics())
     module = build(
         cfg.module,
         "module",

@@ -288,7 +288,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
                 len(too_long),
                 len(data),
             )
-            return TokenizedSplit(
+            return type(data)(
                 data.name,
                 [data.examples[i] for i in keep],
                 [data.sources[i] for i in keep],
@@ -303,7 +303,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             max_tgt,
         )
         self.truncated[data.name] = len(too_long)
-        return TokenizedSplit(
+        return type(data)(
             data.name,
             data.examples,
             [s[:max_src] for s in data.sources],

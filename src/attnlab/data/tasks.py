@@ -27,6 +27,7 @@ class Example:
     source: str
     target: str  # the reference the model is trained on (and scored against by default)
     references: tuple[str, ...] = ()  # every reference, where a split has several
+    origin: str = ""  # where it was read ("file:line (id)"), for error messages
 
 
 class DataFileError(ValueError):

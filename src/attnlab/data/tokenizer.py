@@ -147,13 +147,40 @@ class WordTokenizer:
         return cls(sorted(counts))
 
 
+class CharTokenizer(WordTokenizer):
+    """One id per character, the space included (character targets for speech recognition)."""
+
+    kind = "char"
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index.get(c, UNK) for c in text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.symbols[i] for i in ids if i > EOS)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.symbols[4:], ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def train_or_load(
+        cls, texts: Iterable[str], cache_dir: Path | None = None, **_: object
+    ) -> CharTokenizer:
+        return cls(sorted({c for text in texts for c in text}))
+
+
 def tokenizer_from_bytes(kind: str, data: bytes) -> SentencePieceTokenizer | WordTokenizer:
     """Rebuild the tokenizer stored in a checkpoint."""
     if kind == SentencePieceTokenizer.kind:
         return SentencePieceTokenizer(data)
+    if kind == CharTokenizer.kind:
+        return CharTokenizer(json.loads(data.decode("utf-8")))
     if kind == WordTokenizer.kind:
         return WordTokenizer(data.decode("utf-8").split("\n") if data else [])
     raise ValueError(f"unknown tokenizer kind {kind!r} in checkpoint")
 
 
-TOKENIZERS = {"sentencepiece": SentencePieceTokenizer, "word": WordTokenizer}
+TOKENIZERS = {
+    "sentencepiece": SentencePieceTokenizer,
+    "word": WordTokenizer,
+    "char": CharTokenizer,
+}

@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from attnlab.config_errors import require
 from attnlab.models.attention import AdditiveAttention, GlobalAttention
 from attnlab.models.dropout import dropout
+from attnlab.models.frontends import CTCHead, build_frontend
 
 
 @dataclass
@@ -57,20 +58,24 @@ class RNNDecoderState:
 
 
 class RNNEncoder(nn.Module):
+    """Embeds token ids (or passes feature frames through a front-end), then a stacked RNN."""
+
     def __init__(
         self,
-        embedding: nn.Embedding,
+        embedding: nn.Embedding | None,
         cell: str,
         hidden_size: int,
         num_layers: int,
         bidirectional: bool,
         dropout_p: float,
+        frontend: nn.Module | None = None,
+        input_size: int | None = None,
     ):
         super().__init__()
-        self.embedding = embedding
+        self.embedding, self.frontend = embedding, frontend
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
         self.rnn = rnn(
-            embedding.embedding_dim,
+            input_size or embedding.embedding_dim,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -80,20 +85,34 @@ class RNNEncoder(nn.Module):
         self.dropout = dropout_p
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
-    def forward(self, src: torch.Tensor, pad_mask: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-        embedded = dropout(self.embedding(src), self.dropout, self.training)
+    def forward(
+        self, src: torch.Tensor, pad_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple, torch.Tensor]:
+        """Annotations ``[B, S, H]``, final states, and the padding mask of the annotations
+        (a front-end subsamples frames, so it can differ from the input's)."""
+        if self.frontend is None:
+            embedded = self.embedding(src)
+        else:
+            embedded, pad_mask = self.frontend(src, pad_mask)
+        embedded = dropout(embedded, self.dropout, self.training)
         lengths = (~pad_mask).sum(1).cpu()
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         outputs, final = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
-        return dropout(outputs, self.dropout, self.training), final if isinstance(
-            final, tuple
-        ) else (final,)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
+        final = final if isinstance(final, tuple) else (final,)
+        return dropout(outputs, self.dropout, self.training), final, pad_mask
 
 
 def _embeddings(
-    src_vocab_size: int, tgt_vocab_size: int, embed_dim: int, pad_id: int, share_embeddings: bool
-) -> tuple[nn.Embedding, nn.Embedding]:
+    src_vocab_size: int,
+    tgt_vocab_size: int,
+    embed_dim: int,
+    pad_id: int,
+    share_embeddings: bool,
+    input_dim: int | None = None,
+) -> tuple[nn.Embedding | None, nn.Embedding]:
+    if input_dim is not None:  # feature frames: only the target side has an embedding
+        return None, nn.Embedding(tgt_vocab_size, embed_dim, padding_idx=pad_id)
     require(
         not share_embeddings or src_vocab_size == tgt_vocab_size,
         "share_embeddings",
@@ -117,15 +136,30 @@ class _RNNSeq2Seq(nn.Module):
 
     keep_weights = False
 
+    def _speech_parts(self, input_dim: int | None, frontend: dict | None, embed_dim: int) -> dict:
+        """Front-end and CTC head for feature inputs (speech); nothing for token ids."""
+        if input_dim is None:
+            return {}
+        return {"frontend": build_frontend(input_dim, embed_dim, frontend), "input_size": embed_dim}
+
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
-        memory, final = self.encoder(src, src_pad_mask)
+        memory, final, pad_mask = self.encoder(src, src_pad_mask)
         # The attention's key projection does not depend on the decoder step: compute it once.
-        return RNNEncoderOut(memory, self.attention.precompute(memory), src_pad_mask, final)
+        return RNNEncoderOut(memory, self.attention.precompute(memory), pad_mask, final)
+
+    def ctc_log_probs(self, enc: RNNEncoderOut) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probs ``[B, S, V]`` of the encoder annotations and their lengths ``[B]``."""
+        if self.ctc is None:
+            raise ValueError("this model has no CTC head (model.ctc_head=false)")
+        return self.ctc(enc.memory, enc.pad_mask)
 
     def forward(
         self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
     ) -> torch.Tensor:
-        enc = self.encode(src, src_pad_mask)
+        return self.decode(tgt_in, self.encode(src, src_pad_mask))
+
+    def decode(self, tgt_in: torch.Tensor, enc: RNNEncoderOut) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]`` given the encoder output."""
         state = self.init_decoder_state(enc)
         logits = []
         for t in range(tgt_in.size(1)):
@@ -176,6 +210,9 @@ class BahdanauRNN(_RNNSeq2Seq):
         maxout_size: int | None = None,
         share_embeddings: bool = False,
         tie_output: bool = False,
+        input_dim: int | None = None,
+        frontend: dict | None = None,
+        ctc_head: bool = False,
     ):
         super().__init__()
         attention_size = attention_size or hidden_size
@@ -196,12 +233,19 @@ class BahdanauRNN(_RNNSeq2Seq):
             f"needs the output layer's input ({out_size}) to equal embed_dim ({embed_dim})",
         )
         self.src_embed, self.tgt_embed = _embeddings(
-            src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings
+            src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings, input_dim
         )
         self.encoder = RNNEncoder(
-            self.src_embed, "gru", hidden_size, encoder_layers, bidirectional, dropout
+            self.src_embed,
+            "gru",
+            hidden_size,
+            encoder_layers,
+            bidirectional,
+            dropout,
+            **self._speech_parts(input_dim, frontend, embed_dim),
         )
         memory_size = self.encoder.output_size
+        self.ctc = CTCHead(memory_size, tgt_vocab_size) if ctc_head else None
         self.bidirectional, self.decoder_layers, self.dropout = (
             bidirectional,
             decoder_layers,
@@ -265,6 +309,9 @@ class LuongRNN(_RNNSeq2Seq):
         dropout: float = 0.2,
         share_embeddings: bool = False,
         tie_output: bool = False,
+        input_dim: int | None = None,
+        frontend: dict | None = None,
+        ctc_head: bool = False,
     ):
         super().__init__()
         _check_sizes(
@@ -285,7 +332,7 @@ class LuongRNN(_RNNSeq2Seq):
             f"needs hidden_size ({hidden_size}) to equal embed_dim ({embed_dim})",
         )
         self.src_embed, self.tgt_embed = _embeddings(
-            src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings
+            src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings, input_dim
         )
         # A bidirectional encoder has 2H-wide annotations; a bridge maps them (and the final
         # states) to the decoder's width H so every score, dot included, is defined.
@@ -296,8 +343,15 @@ class LuongRNN(_RNNSeq2Seq):
             "must be even with a bidirectional encoder (each direction gets half)",
         )
         self.encoder = RNNEncoder(
-            self.src_embed, "lstm", encoder_hidden, encoder_layers, bidirectional, dropout
+            self.src_embed,
+            "lstm",
+            encoder_hidden,
+            encoder_layers,
+            bidirectional,
+            dropout,
+            **self._speech_parts(input_dim, frontend, embed_dim),
         )
+        self.ctc = CTCHead(self.encoder.output_size, tgt_vocab_size) if ctc_head else None
         self.hidden_size, self.decoder_layers, self.dropout = hidden_size, decoder_layers, dropout
         self.encoder_layers, self.bidirectional = encoder_layers, bidirectional
         self.input_feeding = input_feeding

@@ -17,6 +17,7 @@ from torch import nn
 from attnlab.config_errors import require
 from attnlab.models.attention import KVCache, MultiHeadAttention
 from attnlab.models.dropout import dropout
+from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.positional import build_positions
 
 
@@ -171,7 +172,13 @@ class Transformer(nn.Module):
         share_embeddings: bool = True,
         tie_output: bool = True,
         scale_embeddings: bool = True,
+        input_dim: int | None = None,
+        frontend: dict | None = None,
+        ctc_head: bool = False,
     ):
+        """``input_dim`` None: the source is token ids. An int: the source is feature frames of
+        that size (speech), which enter through ``frontend`` (see models/frontends.py) instead of
+        an embedding; ``ctc_head`` adds a CTC output layer on the encoder."""
         super().__init__()
         for name, value in [
             ("d_model", d_model),
@@ -213,7 +220,7 @@ class Transformer(nn.Module):
             f"must be 'sinusoidal' or 'learned', got {positional!r}",
         )
         require(
-            not share_embeddings or src_vocab_size == tgt_vocab_size,
+            input_dim is not None or not share_embeddings or src_vocab_size == tgt_vocab_size,
             "share_embeddings",
             f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}",
         )
@@ -225,11 +232,13 @@ class Transformer(nn.Module):
         pre_norm = norm_position == "pre"
 
         self.tgt_embed = nn.Embedding(tgt_vocab_size, d_model, padding_idx=pad_id)
-        self.src_embed = (
-            self.tgt_embed
-            if share_embeddings
-            else nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
-        )
+        self.frontend = build_frontend(input_dim, d_model, frontend)
+        if self.frontend is not None:
+            self.src_embed = None
+        elif share_embeddings:
+            self.src_embed = self.tgt_embed
+        else:
+            self.src_embed = nn.Embedding(src_vocab_size, d_model, padding_idx=pad_id)
         self.positions = build_positions(positional, d_model, max_positions)
         layer_args = (
             d_model,
@@ -252,6 +261,7 @@ class Transformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.output_proj = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        self.ctc = CTCHead(d_model, tgt_vocab_size) if ctc_head else None
         self._reset_parameters()
         if tie_output:  # §3.4: the pre-softmax projection shares the embedding matrix
             self.output_proj.weight = self.tgt_embed.weight
@@ -260,7 +270,7 @@ class Transformer(nn.Module):
         for name, param in self.named_parameters():
             if param.dim() > 1 and "embed" not in name and "positions" not in name:
                 nn.init.xavier_uniform_(param)
-        for embedding in {self.src_embed, self.tgt_embed}:
+        for embedding in {self.src_embed, self.tgt_embed} - {None}:
             nn.init.normal_(embedding.weight, mean=0.0, std=self.d_model**-0.5)
             with torch.no_grad():
                 embedding.weight[self.pad_id].zero_()
@@ -273,7 +283,11 @@ class Transformer(nn.Module):
         return dropout(x, self.dropout, self.training)
 
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> EncoderOut:
-        x = self._embed(self.src_embed, src)
+        if self.frontend is None:
+            x = self._embed(self.src_embed, src)
+        else:  # feature frames, subsampled; the mask shrinks with them
+            x, src_pad_mask = self.frontend(src, src_pad_mask)
+            x = dropout(x + self.positions(x.size(1)), self.dropout, self.training)
         key_mask = (~src_pad_mask)[:, None, None, :]
         for layer in self.encoder_layers:
             x = layer(x, key_mask)
@@ -290,6 +304,12 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Teacher-forced logits ``[B, T, V]`` for target inputs ``tgt_in`` (BOS-shifted)."""
         return self.decode(tgt_in, self.encode(src, src_pad_mask))
+
+    def ctc_log_probs(self, enc: EncoderOut) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC log-probs ``[B, S, V]`` of the encoder output and their lengths ``[B]``."""
+        if self.ctc is None:
+            raise ValueError("this model has no CTC head (model.ctc_head=false)")
+        return self.ctc(enc.memory, enc.pad_mask)
 
     # -- incremental decoding (see models/interface.py) ----------------------------------------
     def init_decoder_state(self, enc: EncoderOut) -> DecoderState:
