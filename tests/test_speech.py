@@ -271,3 +271,30 @@ def test_a_text_model_given_speech_data_fails_naming_the_key(make_cfg):
     cfg = make_cfg("data=an4", "model.input_dim=null", base=FAST)
     with pytest.raises(ConfigError, match="model.input_dim"):
         validate_train_config(cfg)
+
+
+def test_a_trained_speech_model_transcribes_audio_files_like_eval(make_cfg, tmp_path):
+    import attnlab
+    from attnlab.inference import InputError
+
+    write_corpus(tmp_path / "data" / "corpus", CORPUS)
+    cfg = make_cfg(
+        "data=an4",
+        "model=transformer_tiny",
+        "data.task.folder=corpus",
+        f"data.task.root={tmp_path / 'data'}",
+        "data.task.id_column=utt_id",
+        "data.speed_perturb=[]",
+        "trainer.max_epochs=2",
+        "decode.max_len_b=4",
+        base=FAST,
+        output_dir=tmp_path / "run",
+    )
+    metrics = train(cfg)
+    model = attnlab.load(metrics["best_checkpoint"])
+    audio = str(tmp_path / "data" / "corpus" / "te0.flac")
+    written = (tmp_path / "run" / "hypotheses" / "test.hyp.txt").read_text().splitlines()
+    assert model.predict([audio]) == written
+    assert model.predict(["", audio])[0] == ""
+    with pytest.raises(InputError, match="input 1: 'Ein Mann' is not a file; this is a speech model"):
+        model.predict(["Ein Mann"])

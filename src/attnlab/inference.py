@@ -31,6 +31,10 @@ from attnlab.decoding import generate
 _SHARED_DECODE_KEYS = ("max_len_a", "max_len_b", "min_len")
 
 
+class InputError(ValueError):
+    """An input the model cannot take (e.g. text given to a speech model); names the input."""
+
+
 @dataclass
 class Prediction:
     text: str
@@ -50,6 +54,8 @@ class Predictor:
         self.config = config
         self.decode: dict[str, Any] = OmegaConf.to_container(config.decode, resolve=True)
         self.max_source_tokens = int(config.data.max_source_positions) - 1  # room for EOS
+        # A speech model (its encoder reads feature frames) takes audio paths, not text.
+        self.speech = config.model.get("input_dim") is not None
         self.max_tokens = int(config.data.eval_max_tokens)
 
     @classmethod
@@ -135,7 +141,11 @@ class Predictor:
         return result
 
     def tokenize(self, texts: Sequence[str]) -> TokenizedSplit:
-        """Token ids as ``attnlab-eval`` sees them: sources cut to the model's position limit."""
+        """Token ids as ``attnlab-eval`` sees them: sources cut to the model's position limit.
+        For a speech model the inputs are audio files (or feature files, for a model trained
+        on precomputed features), turned into features as in training."""
+        if self.speech:
+            return self._features(texts)
         sources = [
             np.asarray(ids[: self.max_source_tokens], dtype=np.int32)
             for ids in self.tokenizer.encode_batch(list(texts))
@@ -143,6 +153,36 @@ class Predictor:
         empty = np.zeros(0, dtype=np.int32)
         return TokenizedSplit(
             "input", [Example(t, "") for t in texts], sources, [empty for _ in texts]
+        )
+
+
+    def _features(self, paths: Sequence[str]) -> TokenizedSplit:
+        from attnlab.data.speech import (
+            FbankSettings,
+            SpeechSplit,
+            compute_fbank,
+            read_audio,
+            read_feature_file,
+        )
+
+        settings = FbankSettings(**self.config.data.features)
+        from_features = str(self.config.data.task._target_).endswith("FeatureManifest")
+        features = []
+        for number, path in enumerate(paths, start=1):
+            path = path.strip()
+            if not path.startswith("ark:") and not Path(path.split(":")[0]).is_file():
+                raise InputError(
+                    f"input {number}: {path[:60]!r} is not a file; this is a speech model, "
+                    f"its inputs are {'feature' if from_features else 'audio'} file paths"
+                )
+            if from_features:
+                matrix = read_feature_file(path, f"input {number}")
+            else:
+                matrix = compute_fbank(read_audio(path, settings.sample_rate), settings)
+            features.append(matrix[: self.max_source_tokens + 1])
+        empty = np.zeros(0, dtype=np.int32)
+        return SpeechSplit(
+            "input", [Example(p, "") for p in paths], features, [empty for _ in paths]
         )
 
 

@@ -84,12 +84,14 @@ def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
 def main(cfg: DictConfig) -> None:
     from attnlab.checkpoints import CheckpointError
     from attnlab.config_errors import ConfigError
+    from attnlab.data.tasks import DataFileError
+    from attnlab.inference import InputError
 
     try:
         predict(cfg)
     except ConfigError as error:
         raise SystemExit(f"attnlab: config error: {error}") from None
-    except (CheckpointError, FileNotFoundError, UnicodeDecodeError) as error:
+    except (CheckpointError, FileNotFoundError, UnicodeDecodeError, DataFileError, InputError) as error:
         raise SystemExit(f"attnlab: {error}") from None
 
 

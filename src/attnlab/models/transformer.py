@@ -287,7 +287,10 @@ class Transformer(nn.Module):
             x = self._embed(self.src_embed, src)
         else:  # feature frames, subsampled; the mask shrinks with them
             x, src_pad_mask = self.frontend(src, src_pad_mask)
-            x = dropout(x + self.positions(x.size(1)), self.dropout, self.training)
+            # Scaled like an embedding (as ESPnet's positional encoding does after Conv2d), so
+            # the sinusoids do not drown the acoustic features.
+            x = x * self.embed_scale + self.positions(x.size(1))
+            x = dropout(x, self.dropout, self.training)
         key_mask = (~src_pad_mask)[:, None, None, :]
         for layer in self.encoder_layers:
             x = layer(x, key_mask)

@@ -1,0 +1,93 @@
+"""attnlab-bench runs every section on a tiny model and writes positive figures (no speed
+targets: the numbers are printed for people, not asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from tests.conftest import compose_config
+
+TINY = [
+    "model=transformer_tiny",
+    "~model@extra_models.base",  # the paper base is for the real run
+    "rnn_model.embed_dim=16",
+    "rnn_model.hidden_size=16",
+    "rnn_model.encoder_layers=1",
+    "rnn_model.decoder_layers=1",
+    "data=toy",  # the padding and data sections on synthetic data: no files, no tokeniser training
+    "vocab=40",
+    "max_tokens=64",
+    "min_len=3",
+    "max_len=8",
+    "batches=2",
+    "warmup=1",
+    "steps=2",
+    "peak.size=64",
+    "peak.repeats=2",
+    "beam.batch_size=3",
+    "beam.new_tokens=4",
+    "beam.repeats=1",
+    "greedy_cache.batch_size=3",
+    "greedy_cache.new_tokens=4",
+    "greedy_cache.repeats=1",
+    "padding.epochs=2",
+    "data_loading.warmup=1",
+    "data_loading.batches=2",
+]
+
+
+def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
+    tmp_path: Path,
+) -> None:
+    from attnlab.bench import HF_MISSING, run
+
+    has_hf = importlib.util.find_spec("transformers") is not None
+    cfg = compose_config(TINY, tmp_path, config_name="bench")
+    result = run(cfg)
+
+    written = json.loads((tmp_path / "bench.json").read_text())
+    rows = written["rows"]
+    expected = [
+        "train/model/attnlab",
+        "train/model/torch",
+        "train/rnn/attnlab",
+        "train/rnn/lstm",
+        "flops/peak_fp32_matmul",
+        "flops/model/attnlab",
+        "mfu/model/attnlab",
+        "flops/rnn/lstm",
+        "beam/model/attnlab",
+        "greedy_cache/model/cached",
+        "greedy_cache/model/no_cache",
+        "padding/token_budget",
+        "padding/random_fixed_size",
+        "data/loader",
+        "data/train_step",
+    ]
+    hf_rows = ["train/model/marian", "flops/model/marian", "beam/model/marian"]
+    if has_hf:
+        expected += hf_rows
+    else:
+        assert not set(hf_rows) & set(rows)
+        assert HF_MISSING in written["notes"]
+    assert set(expected) <= set(rows), sorted(set(expected) - set(rows))
+    for name, row in rows.items():
+        assert row["n"] == len(row["samples"]) >= 1, name
+        assert 0 < row["min"] <= row["median"] <= row["max"], name
+    assert rows["train/model/torch"]["ref"] == "train/model/attnlab"
+    assert rows["train/model/torch"]["ratio"] > 0
+    # Both searches were forced to the same number of new tokens.
+    assert not [n for n in written["notes"] if "unequal new tokens" in n]
+    assert result["rows"].keys() == rows.keys()
+
+    # A second run compared with the first: one new/old ratio per row found in both.
+    again = compose_config(
+        [*TINY, "sections=[padding]", f"compare={tmp_path / 'bench.json'}"],
+        tmp_path / "again",
+        config_name="bench",
+    )
+    compared = run(again)["compare"]
+    assert set(compared) == {"padding/token_budget", "padding/random_fixed_size"}
+    assert all(r > 0 for r in compared.values())
