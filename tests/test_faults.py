@@ -105,3 +105,10 @@ def test_a_broken_wandb_setup_never_stops_training(make_cfg, tmp_path, monkeypat
     assert metrics["test"]["test"]["bleu"] >= 0
     assert (tmp_path / "metrics.json").exists()
     assert (tmp_path / "csv" / "metrics.csv").read_text().count("val/bleu") >= 1
+
+
+def test_resuming_a_run_directory_with_another_model_names_what_changed(make_cfg, tmp_path):
+    train(make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=2", "test=false"))
+    (tmp_path / "metrics.json").unlink()  # as if the run had been killed before it finished
+    with pytest.raises(ConfigError, match=r"resume.*model\.d_model: 64 -> 32"):
+        train(make_cfg("trainer.max_epochs=1", "model.d_model=32", "test=false"))

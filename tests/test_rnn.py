@@ -7,6 +7,7 @@ import torch
 
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.models.rnn import BahdanauRNN, LuongRNN
+from tests.conftest import STOP_WHEN_LEARNT
 
 VARIANTS = [
     (BahdanauRNN, {}),
@@ -92,6 +93,7 @@ def test_each_rnn_learns_to_reverse_sequences(make_cfg, family):
             "model.hidden_size=64",
             "model.dropout=0.0",
             "trainer.max_epochs=15",
+            STOP_WHEN_LEARNT,
             base=[
                 "data=toy",
                 "logger=csv",

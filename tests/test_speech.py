@@ -296,5 +296,7 @@ def test_a_trained_speech_model_transcribes_audio_files_like_eval(make_cfg, tmp_
     written = (tmp_path / "run" / "hypotheses" / "test.hyp.txt").read_text().splitlines()
     assert model.predict([audio]) == written
     assert model.predict(["", audio])[0] == ""
-    with pytest.raises(InputError, match="input 1: 'Ein Mann' is not a file; this is a speech model"):
+    with pytest.raises(
+        InputError, match="input 1: 'Ein Mann' is not a file; this is a speech model"
+    ):
         model.predict(["Ein Mann"])

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from attnlab.evaluate import evaluate
 from attnlab.train import train
-from tests.conftest import compose_config, needs_multi30k
+from tests.conftest import STOP_WHEN_LEARNT, compose_config, needs_multi30k
 from tests.wandb_records import logged_metrics
 
 
@@ -39,7 +39,7 @@ def test_fast_dev_run_on_multi30k(make_cfg):
 
 
 def test_tiny_transformer_learns_to_reverse_sequences(make_cfg):
-    metrics = train(make_cfg())
+    metrics = train(make_cfg(STOP_WHEN_LEARNT))
     assert metrics["test"]["test"]["exact_match"] >= 95.0
 
 

@@ -67,6 +67,40 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def check_resumable(path: str | Path, config: dict[str, Any]) -> None:
+    """Refuse to resume ``path`` into a run whose model or data differ from the checkpoint's
+    (the same run directory reused with other settings), naming the keys that changed."""
+    written = load_checkpoint(path)[CHECKPOINT_KEY]["config"]
+    changed = [
+        f"{section}.{key}: {_short(old.get(key))} -> {_short(new.get(key))}"
+        for section in ("model", "data")
+        for old, new in [(_what_trains(written, section), _what_trains(config, section))]
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+    if changed:
+        raise ConfigError(
+            "resume",
+            f"{path} was written by a run with other settings ({'; '.join(changed[:5])}); "
+            "give this run its own run_name (or hydra.run.dir), or resume=false to start over",
+        )
+
+
+def _what_trains(config: dict[str, Any], section: str) -> dict[str, Any]:
+    """The settings of ``section`` that define what is trained (not where files live)."""
+    node = dict(config.get(section) or {})
+    for key in ("cache_dir", "num_workers", "split", "eval_max_tokens"):
+        node.pop(key, None)
+    if isinstance(node.get("task"), dict):
+        node["task"] = {k: v for k, v in node["task"].items() if k != "root"}
+    return node
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 @dataclass
 class RestoredModel:
     model: torch.nn.Module

@@ -155,7 +155,6 @@ class Predictor:
             "input", [Example(t, "") for t in texts], sources, [empty for _ in texts]
         )
 
-
     def _features(self, paths: Sequence[str]) -> TokenizedSplit:
         from attnlab.data.speech import (
             FbankSettings,

@@ -91,7 +91,13 @@ def main(cfg: DictConfig) -> None:
         predict(cfg)
     except ConfigError as error:
         raise SystemExit(f"attnlab: config error: {error}") from None
-    except (CheckpointError, FileNotFoundError, UnicodeDecodeError, DataFileError, InputError) as error:
+    except (
+        CheckpointError,
+        FileNotFoundError,
+        UnicodeDecodeError,
+        DataFileError,
+        InputError,
+    ) as error:
         raise SystemExit(f"attnlab: {error}") from None
 
 

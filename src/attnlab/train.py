@@ -158,6 +158,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return json.loads(finished.read_text())
         last = output_dir / "checkpoints" / "last.ckpt"
         if last.exists():
+            from attnlab.checkpoints import check_resumable
+
+            check_resumable(last, resolved_container(cfg))
             log.info("resuming from %s", last)
             ckpt_path = str(last)
     L.seed_everything(cfg.seed, workers=True)
