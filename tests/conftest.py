@@ -39,8 +39,9 @@ TOY = ["experiment=toy", "logger=csv", "trainer.max_time=null", "trainer.enable_
 # Learning tests stop as soon as the validation score says the task is learnt (Lightning's
 # EarlyStopping threshold); the test split then has to agree.
 STOP_WHEN_LEARNT = (
+    "callbacks.early_stopping=null",  # replace whatever the experiment set, whole
     "callbacks.early_stopping={_target_:lightning.pytorch.callbacks.EarlyStopping,"
-    "monitor:'val/score',mode:max,patience:1000,stopping_threshold:99.5}"
+    "monitor:'val/score',mode:max,patience:1000,stopping_threshold:99.5}",
 )
 
 

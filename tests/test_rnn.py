@@ -93,7 +93,7 @@ def test_each_rnn_learns_to_reverse_sequences(make_cfg, family):
             "model.hidden_size=64",
             "model.dropout=0.0",
             "trainer.max_epochs=15",
-            STOP_WHEN_LEARNT,
+            *STOP_WHEN_LEARNT,
             base=[
                 "data=toy",
                 "logger=csv",

@@ -39,7 +39,7 @@ def test_fast_dev_run_on_multi30k(make_cfg):
 
 
 def test_tiny_transformer_learns_to_reverse_sequences(make_cfg):
-    metrics = train(make_cfg(STOP_WHEN_LEARNT))
+    metrics = train(make_cfg(*STOP_WHEN_LEARNT))
     assert metrics["test"]["test"]["exact_match"] >= 95.0
 
 
