@@ -194,15 +194,19 @@ class AudioManifest:
 
     def read(self, split: str) -> list[Example]:
         path = self.manifest(split)
-        id_column, audio_column, text_column = self.columns
+        id_column, input_column, text_column = self.columns
         return [
             Example(
-                source=str(self.directory / row[audio_column]),
+                source=self._input(row[input_column]),
                 target=row[text_column].strip(),
                 origin=f"{path}:{line} ({row[id_column]})",
             )
             for line, row in _read_manifest(path, self.columns)
         ]
+
+    def _input(self, listed: str) -> str:
+        """Where an input listed in the manifest is: audio paths are relative to the folder."""
+        return str(self.directory / listed)
 
     def fingerprint(self, split: str) -> str:
         return f"{self.name}:{split}:{sha256_of(self.manifest(split))[:16]}"
@@ -225,19 +229,11 @@ class FeatureManifest(AudioManifest):
     ):
         super().__init__(folder, splits, root, id_column, features_column, text_column)
 
-    def read(self, split: str) -> list[Example]:
-        path = self.manifest(split)
-        id_column, features_column, text_column = self.columns
-        out = []
-        for line, row in _read_manifest(path, self.columns):
-            spec = row[features_column]
-            # Kaldi locations ("ark:/x.ark:12") stay whole; relative file paths are under the folder.
-            if not spec.startswith("ark:") and not Path(spec.split(":")[0]).is_absolute():
-                spec = str(self.directory / spec)
-            out.append(
-                Example(spec, row[text_column].strip(), origin=f"{path}:{line} ({row[id_column]})")
-            )
-        return out
+    def _input(self, listed: str) -> str:
+        # Kaldi locations ("ark:/x.ark:12") stay whole; relative file paths are under the folder.
+        if listed.startswith("ark:") or Path(listed.split(":")[0]).is_absolute():
+            return listed
+        return str(self.directory / listed)
 
 
 # ------------------------------------------------------------------------------ datamodule
@@ -330,16 +326,15 @@ class SpeechDataModule(Seq2SeqDataModule):
             np.asarray(ids, dtype=np.int32)
             for ids in tokenizer.encode_batch([e.target for e in examples])
         ]
+        for example, target in zip(examples, targets, strict=True):
+            if len(target) == 0:  # before any audio is decoded
+                raise DataFileError(f"{_where(example)}: empty transcript")
         all_examples, all_features, all_targets = [], [], []
         for factor in factors:
             all_features += self._features(split, examples, factor)
             all_examples += examples
             all_targets += targets
-        data = SpeechSplit(split, all_examples, all_features, all_targets)
-        for example, target in zip(examples, targets, strict=True):
-            if len(target) == 0:
-                raise DataFileError(f"{_where(example)}: empty transcript")
-        return self._limit_lengths(data)
+        return self._limit_lengths(SpeechSplit(split, all_examples, all_features, all_targets))
 
     def _features(self, split: str, examples: list[Example], factor: float) -> list[np.ndarray]:
         settings = json.dumps({**asdict(self.settings), "speed": factor, "v": 1}, sort_keys=True)
