@@ -7,6 +7,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import compose_config
 
 TINY = [
@@ -91,3 +93,23 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
     compared = run(again)["compare"]
     assert set(compared) == {"padding/token_budget", "padding/random_fixed_size"}
     assert all(r > 0 for r in compared.values())
+
+
+def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path) -> None:
+    from attnlab.bench import run
+
+    overrides = [*TINY, "sections=[train,flops]", "huggingface=false", "precision=bf16-mixed"]
+    rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
+    assert "flops/peak_bf16_matmul" in rows and "flops/peak_fp32_matmul" not in rows
+    assert rows["mfu/model/attnlab"]["median"] > 0
+    meta = json.loads((tmp_path / "bench.json").read_text())["meta"]
+    assert meta["precision"] == "bf16-mixed"
+
+
+def test_bench_names_an_unknown_precision(tmp_path: Path) -> None:
+    from attnlab.bench import run
+    from attnlab.config_errors import ConfigError
+
+    cfg = compose_config([*TINY, "precision=fp8"], tmp_path, config_name="bench")
+    with pytest.raises(ConfigError, match="precision"):
+        run(cfg)

@@ -10,11 +10,13 @@ are honest. Each row is the median of its samples with their spread (IQR and min
   from an equivalent ``MarianConfig`` (random init) and of ``torch.nn.Transformer`` with its own
   embeddings and output projection: equal sizes, fp32, the same dropout, tied sinusoidal
   embeddings and the same label-smoothed loss. One group per Transformer config (``model``
-  and every ``extra_models`` entry).
+  and every ``extra_models`` entry). ``precision=bf16-mixed`` runs every section under bf16
+  autocast instead (as ``trainer.precision=bf16-mixed``), its MFU against a bf16 matmul peak.
 - ``rnn``: the same for attnlab's RNN (``rnn_model``) vs a plain ``nn.LSTM`` encoder-decoder of
   equal embedding size, hidden size and depth (no attention, no input feeding).
 - ``flops``: model FLOP/s by attnlab.flops' rule, 6 x weights x tokens, for every training row,
-  and its share (MFU) of this machine's fp32 matmul peak, measured here with the same threads.
+  and its share (MFU) of this machine's matmul peak in the bench's precision (fp32, or bf16),
+  measured here with the same threads.
 - ``beam``: beam-search sentences/s, attnlab vs transformers' ``generate``, both forced to
   produce exactly ``beam.new_tokens`` tokens so they do the same number of decoder steps.
 - ``greedy_cache``: attnlab greedy search with its KV cache vs re-running the teacher-forced
@@ -112,6 +114,16 @@ class Bench:
     notes: list[str] = field(default_factory=list)
     train_runs: list[TrainRun] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bf16(self) -> bool:
+        return self.cfg.precision == "bf16-mixed"
+
+    def autocast(self) -> Any:
+        """bf16 autocast on the bench's device under precision=bf16-mixed; else a no-op."""
+        import torch
+
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def add(self, row: Row) -> None:
         self.rows[row.name] = row
@@ -544,12 +556,14 @@ def section_rnn(bench: Bench) -> None:
 
 
 # ------------------------------------------------------------------------------------- flops
-def matmul_peak(size: int, repeats: int, device: Any) -> list[float]:
-    """GFLOP/s of ``size``-square fp32 matmuls, one sample per repeat (after one warm-up)."""
+def matmul_peak(size: int, repeats: int, device: Any, dtype: Any = None) -> list[float]:
+    """GFLOP/s of ``size``-square matmuls in ``dtype`` (fp32 by default), one sample per repeat
+    (after one warm-up)."""
     import torch
 
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
-    out = torch.empty(size, size, device=device)
+    dtype = dtype or torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    out = torch.empty(size, size, device=device, dtype=dtype)
     rates = []
     for i in range(repeats + 1):
         elapsed, _ = timed(lambda: torch.mm(a, b, out=out), device)
@@ -564,11 +578,12 @@ def section_flops(bench: Bench) -> None:
     from attnlab.flops import training_flops
 
     cfg = bench.cfg
-    peak_samples = matmul_peak(cfg.peak.size, cfg.peak.repeats, bench.device)
+    dtype = torch.bfloat16 if bench.bf16 else torch.float32
+    peak_samples = matmul_peak(cfg.peak.size, cfg.peak.repeats, bench.device, dtype)
     peak = max(peak_samples)
     bench.add(
         Row(
-            "flops/peak_fp32_matmul",
+            f"flops/peak_{'bf16' if bench.bf16 else 'fp32'}_matmul",
             "GFLOP/s",
             peak_samples,
             note=f"{cfg.peak.size}^2 matmuls, {torch.get_num_threads()} threads; MFU uses the best",
@@ -902,6 +917,10 @@ def environment(bench: Bench, started_at: float) -> dict[str, Any]:
         "finished_at": time.time(),
         "git_sha": git_sha(),
         "device": str(bench.device),
+        "device_name": torch.cuda.get_device_name(bench.device)
+        if bench.device.type == "cuda"
+        else None,
+        "precision": bench.cfg.precision,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": getattr(hf, "__version__", None),
@@ -919,6 +938,8 @@ def check_config(cfg: DictConfig) -> None:
     extra = cfg.get("extra_models") or {}
     require("rnn" not in extra, "extra_models.rnn", "'rnn' names the rnn section's rows")
     require(not unknown, "sections", f"unknown {unknown}; known: {list(SECTIONS)}")
+    precisions = ("32-true", "bf16-mixed")
+    require(cfg.precision in precisions, "precision", f"{cfg.precision!r}; one of {precisions}")
     require(cfg.vocab > EOS + 1, "vocab", f"must exceed the special ids (> {EOS + 1})")
     require(1 <= cfg.min_len <= cfg.max_len, "min_len", "need 1 <= min_len <= max_len")
     require(cfg.max_tokens > cfg.max_len, "max_tokens", "must hold a sentence of max_len + eos")
@@ -947,7 +968,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if name in cfg.sections:
             log.info("section %s", name)
             started = time.perf_counter()
-            SECTION_FUNCTIONS[name](bench)
+            with bench.autocast():
+                SECTION_FUNCTIONS[name](bench)
             log.info("section %s took %.1fs", name, time.perf_counter() - started)
 
     rows = {name: row.summary() for name, row in bench.rows.items()}
