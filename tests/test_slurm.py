@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -23,35 +26,44 @@ def slurm_answers() -> bool:
 SLURM_REQUIRED = os.environ.get("ATTNLAB_SLURM_UP") == "1"  # .ci/run started a cluster
 
 
-@pytest.mark.skipif(
+needs_slurm = pytest.mark.skipif(
     not SLURM_REQUIRED and not slurm_answers(),
     reason="no SLURM cluster here (.ci/slurm-up.sh starts a one-node one as root)",
 )
+
+
+def sweep_command(tmp_path: Path, run_name: str, *overrides: str) -> list[str]:
+    """A toy-task sweep through the SLURM launcher, one CPU per job."""
+    return [
+        sys.executable,
+        "-m",
+        "attnlab.train",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.mem_gb=1",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=10",
+        "experiment=toy",
+        "trainer.max_time=null",
+        "trainer.enable_progress_bar=false",
+        f"run_name={run_name}",
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        *overrides,
+    ]
+
+
+SLURM_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@needs_slurm
 def test_a_two_job_sweep_runs_through_slurm(tmp_path):
     assert slurm_answers(), "ATTNLAB_SLURM_UP=1 but sinfo does not answer"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "attnlab.train",
-            "-m",
-            "hydra/launcher=slurm",
-            "hydra.launcher.mem_gb=1",
-            "hydra.launcher.cpus_per_task=1",
-            "hydra.launcher.timeout_min=10",
-            "experiment=toy",
-            "trainer.max_epochs=1",
-            "trainer.max_time=null",
-            "trainer.enable_progress_bar=false",
-            "seed=1,2",
-            "run_name=slurm",
-            f"paths.log_dir={tmp_path}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-        ],
+        sweep_command(tmp_path, "slurm", "trainer.max_epochs=1", "seed=1,2"),
         capture_output=True,
         text=True,
-        env=env,
+        env=SLURM_ENV,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -62,3 +74,69 @@ def test_a_two_job_sweep_runs_through_slurm(tmp_path):
         assert metrics["test"]["test"]["exact_match"] >= 0
     slurm_logs = list((sweep / ".submitit").rglob("*_log.out"))
     assert len(slurm_logs) == 2  # two SLURM jobs, each with its own log
+
+
+def job_state(job_id: str) -> str:
+    queue = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
+    )
+    return queue.stdout.strip()
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"the sweep ended (rc {process.returncode}) before {what}: {err[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+@needs_slurm
+def test_a_preempted_slurm_job_saves_is_requeued_and_resumes_to_the_end(tmp_path):
+    """What a cluster does before preempting a job: SIGUSR2 (submitit's --signal) to the job's
+    processes. attnlab saves last.ckpt, submitit requeues the job through scontrol, and the
+    requeued job resumes from that checkpoint and finishes the same number of steps."""
+    assert slurm_answers(), "ATTNLAB_SLURM_UP=1 but sinfo does not answer"
+    epochs = 12  # long enough that the signal lands mid-training
+    process = subprocess.Popen(
+        sweep_command(
+            tmp_path,
+            "requeue",
+            f"trainer.max_epochs={epochs}",
+            "callbacks.step_checkpoint.every_n_train_steps=20",
+            "seed=3",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=SLURM_ENV,
+    )
+    sweep = tmp_path / "train" / "multiruns" / "requeue"
+    last = sweep / "0" / "checkpoints" / "last.ckpt"
+    wait_for(last.exists, 600, "the first step checkpoint", process)
+    (job_dir,) = [d for d in (sweep / ".submitit").iterdir() if d.is_dir()]  # named by job id
+    job_id = job_dir.name
+    signalled = subprocess.run(["scancel", "--signal=USR2", job_id], capture_output=True, text=True)
+    assert signalled.returncode == 0, signalled.stderr
+    # SLURM holds a requeued job for about two minutes before it may start again; a test need
+    # not wait that out, so once the job is back in the queue it is made eligible at once.
+    wait_for(lambda: job_state(job_id) == "PENDING", 300, "the job to be requeued", process)
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-3000:]
+
+    metrics = json.loads((sweep / "0" / "metrics.json").read_text())
+    assert metrics["epochs"] == epochs and metrics["test"]["test"]["exact_match"] >= 0
+    job_logs = "\n".join(p.read_text() for p in job_dir.glob("*_log.*"))
+    assert "Caught signal SIGUSR2" in job_logs, job_logs[-3000:]
+    assert "Requeued" in job_logs or "requeue" in job_logs.lower(), job_logs[-3000:]
+    # The requeued job picked up the checkpoint the signal made, not a fresh start.
+    run_log = (sweep / "0" / "train.log").read_text()
+    assert run_log.count("resuming from") == 1, run_log[-3000:]
+    saved = re.search(r"SIGUSR2: saved \S+last\.ckpt at step (\d+); stopping", run_log)
+    assert saved, run_log[-3000:]
+    assert 0 < int(saved.group(1)) < metrics["global_step"]

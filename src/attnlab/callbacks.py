@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import lightning as L
+
+log = logging.getLogger(__name__)
 
 
 class TokenThroughput(L.Callback):
@@ -191,8 +194,12 @@ class CheckpointOnSignal(L.Callback):
     ) -> None:
         if self.received is None:
             return
+        import signal
+
         path = f"{self.dirpath}/last.ckpt"
         trainer.save_checkpoint(path)
+        name = signal.Signals(self.received).name
+        log.warning("%s: saved %s at step %d; stopping", name, path, trainer.global_step)
         raise RunPreempted(self.received, path)
 
     def on_exception(
