@@ -60,6 +60,34 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
             "unknown signal",
         ),
         (["+trainer.max_epoch=3"], "trainer.max_epoch", "did you mean 'max_epochs'"),
+        (["data.eval_max_tokens=0"], "data.eval_max_tokens", "positive"),
+        (["data.num_workers=-1"], "data.num_workers", ">= 0"),
+        (["optim.scheduler.warmup_steps=0"], "optim.scheduler.warmup_steps", "positive"),
+        (["optim.optimizer.lr=-0.1"], "optim.optimizer", "Invalid learning rate"),
+        # Settings of a real corpus, still refused before anything is read.
+        (["data=multi30k", "data.task.target_lang=de"], "data.task.target_lang", "differ"),
+        (["data=multi30k", "data.tokenizer.model_type=bigram"], "data.tokenizer.model_type", "bpe"),
+        (["data=multi30k", "+data.tokenizer.vocab=300"], "data.tokenizer.vocab", "vocab_size"),
+        (
+            ["data=an4", "data.max_tokens=12000", "data.features.frame_shift_ms=0"],
+            "data.features.frame_shift_ms",
+            "> 0",
+        ),
+        (
+            ["data=an4", "data.max_tokens=12000", "data.features.frame_length_ms=5"],
+            "data.features.frame_length_ms",
+            ">= frame_shift_ms",
+        ),
+        (
+            ["data=an4", "data.max_tokens=12000", "data.features.sample_rate=0"],
+            "data.features.sample_rate",
+            "> 0",
+        ),
+        (
+            ["data=an4", "data.max_tokens=12000", "data.features.num_mel_bins=0"],
+            "data.features.num_mel_bins",
+            ">= 1",
+        ),
     ],
 )
 def test_bad_config_fails_before_training_naming_the_key(make_cfg, overrides, key, words):

@@ -16,7 +16,6 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -192,6 +191,24 @@ def check_trainer(trainer: DictConfig) -> None:
     require(clip is None or clip >= 0, "trainer.gradient_clip_val", f"must be >= 0, got {clip}")
 
 
+def check_optimizer(optim: DictConfig) -> None:
+    """Build the optimizer and schedule on one dummy parameter: their own argument checks
+    (a negative lr, a zero warm-up) fail here, not when training starts."""
+    import torch
+
+    try:
+        optimizer = build(optim.optimizer, "optim.optimizer")([torch.nn.Parameter(torch.zeros(1))])
+    except ValueError as error:  # torch.optim's own checks, e.g. "Invalid learning rate"
+        raise ConfigError("optim.optimizer", str(error)) from None
+    if optim.get("scheduler"):
+        try:
+            build(optim.scheduler, "optim.scheduler")(optimizer)
+        except ConfigError as error:
+            raise error.under("optim.scheduler") from None
+        except ValueError as error:
+            raise ConfigError("optim.scheduler", str(error)) from None
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` naming the key for any mistake found without touching data."""
     try:
@@ -200,9 +217,32 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise ConfigError(
             getattr(error, "full_key", "config") or "config", str(error).split("\n")[0]
         ) from None
-    _walk_targets(cfg, "")
+    # Model, loss, optimiser, decoder and trainer settings first: they need torch but not
+    # Lightning (seconds to import), so the commonest mistakes are named without waiting for it.
+    early = ("model", "criterion", "optim")
+    for key in early:
+        _walk_targets(cfg.get(key), key)
+    import torch  # here, not at the top: `attnlab-train --help` needs no torch
+
     with torch.device("meta"):  # construct without allocating: only the argument checks run
         build(cfg.model, "model", src_vocab_size=8, tgt_vocab_size=8)
+    build(cfg.criterion, "criterion")
+    check_optimizer(cfg.optim)
+    check_decode(cfg.decode)
+    check_trainer(cfg.trainer)
+    require(
+        cfg.criterion.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
+        "criterion.ctc_weight",
+        "a CTC loss needs a CTC head on the model (model.ctc_head=true)",
+    )
+    require(
+        cfg.decode.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
+        "decode.ctc_weight",
+        "joint CTC scoring needs a CTC head on the model (model.ctc_head=true)",
+    )
+    for key in cfg:
+        if key not in early:
+            _walk_targets(cfg._get_node(key), str(key))
     task = build(cfg.data.task, "data.task")
     data_kwargs = {k: v for k, v in cfg.data.items() if k not in _HYDRA_KEYS and k != "task"}
     data_target = get_object(cfg.data._target_)
@@ -227,16 +267,6 @@ def validate_train_config(cfg: DictConfig) -> None:
             "model.input_dim",
             f"is {input_dim} but {cfg.data.get('_target_')} gives token ids (use null)",
         )
-    require(
-        cfg.criterion.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
-        "criterion.ctc_weight",
-        "a CTC loss needs a CTC head on the model (model.ctc_head=true)",
-    )
-    require(
-        cfg.decode.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
-        "decode.ctc_weight",
-        "joint CTC scoring needs a CTC head on the model (model.ctc_head=true)",
-    )
     # A speech source limit counts input frames; the conv2d front-end leaves a quarter of them.
     source_positions = cfg.data.get("max_source_positions", 0) // (4 if speech else 1)
     longest = max(source_positions, cfg.data.get("max_target_positions", 0))
@@ -247,12 +277,9 @@ def validate_train_config(cfg: DictConfig) -> None:
         f"{model_positions} is shorter than the data's position limits ({longest}: "
         "data.max_source_positions / data.max_target_positions)",
     )
-    build(cfg.criterion, "criterion")
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None:  # callbacks check their own settings when built (no side effects)
             build(node, f"callbacks.{name}")
-    check_decode(cfg.decode)
-    check_trainer(cfg.trainer)
     checkpoint = (cfg.get("callbacks") or {}).get("model_checkpoint")
     decoded = ("val/score", "val/bleu", "val/chrf", "val/exact_match")
     decoded += tuple(f"val/{r}" for r in ("rouge1", "rouge2", "rougeL", "rougeLsum"))

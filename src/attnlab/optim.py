@@ -9,11 +9,13 @@ optimizer's ``lr``, normalised to 1 at the end of warm-up, so ``optim.lr`` is th
 from __future__ import annotations
 
 import math
-
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from typing import TYPE_CHECKING
 
 from attnlab.config_errors import require
+
+if TYPE_CHECKING:  # torch is imported where a schedule is built, so config code loads fast
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LambdaLR
 
 
 def noam_peak_lr(d_model: int, warmup_steps: int, scale: float = 1.0) -> float:
@@ -27,5 +29,7 @@ def inverse_sqrt_factor(step: int, warmup_steps: int) -> float:
 
 def inverse_sqrt_schedule(optimizer: Optimizer, warmup_steps: int = 4000) -> LambdaLR:
     require(warmup_steps > 0, "warmup_steps", f"must be positive, got {warmup_steps}")
+    from torch.optim.lr_scheduler import LambdaLR
+
     # LambdaLR counts from 0 before the first step; the paper's step numbers start at 1.
     return LambdaLR(optimizer, lambda step: inverse_sqrt_factor(step + 1, warmup_steps))

@@ -6,6 +6,7 @@ tokenised-data caching, length filtering, batching and DDP sharding are shared h
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import logging
@@ -125,6 +126,26 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.load_state_dict(state)
 
 
+def check_tokenizer_settings(tokenizer_class: type, settings: dict) -> None:
+    """Unknown or impossible tokenizer settings, named as ``tokenizer.<key>`` before any text
+    is read (a tokenizer without ``check_settings`` takes none)."""
+    import inspect
+
+    check = getattr(tokenizer_class, "check_settings", None)
+    if check is None:
+        return
+    given = {k: v for k, v in settings.items() if k != "kind"}
+    known = inspect.signature(check).parameters
+    for key in given:
+        close = difflib.get_close_matches(key, list(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {sorted(known)}"
+        require(key in known, f"tokenizer.{key}", f"unknown key for {tokenizer_class.kind}{hint}")
+    try:
+        check(**given)
+    except ConfigError as error:
+        raise error.under("tokenizer") from None
+
+
 class Seq2SeqDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -152,6 +173,7 @@ class Seq2SeqDataModule(L.LightningDataModule):
             "tokenizer.kind",
             f"must be one of {sorted(TOKENIZERS)}, got {tokenizer.get('kind')!r}",
         )
+        check_tokenizer_settings(TOKENIZERS[tokenizer["kind"]], tokenizer)
         require(max_tokens > 0, "max_tokens", f"must be positive, got {max_tokens}")
         require(eval_max_tokens > 0, "eval_max_tokens", f"must be positive, got {eval_max_tokens}")
         require(num_workers >= 0, "num_workers", f"must be >= 0, got {num_workers}")

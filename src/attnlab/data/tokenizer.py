@@ -49,6 +49,28 @@ class SentencePieceTokenizer:
     def to_bytes(self) -> bytes:
         return self.model_bytes
 
+    @staticmethod
+    def check_settings(
+        vocab_size: int = 8000,
+        model_type: str = "unigram",
+        character_coverage: float = 1.0,
+        input_sentence_size: int = 2_000_000,
+        user_defined_symbols: Sequence[str] = (),
+    ) -> None:
+        """The settings ``train_or_load`` takes, checked before any text is read."""
+        require(vocab_size > 4, "vocab_size", f"must be > 4, got {vocab_size}")
+        require(
+            model_type in ("unigram", "bpe", "char", "word"),
+            "model_type",
+            f"must be unigram, bpe, char or word, got {model_type!r}",
+        )
+        require(
+            0 < character_coverage <= 1,
+            "character_coverage",
+            f"must be in (0, 1], got {character_coverage}",
+        )
+        require(input_sentence_size > 0, "input_sentence_size", "must be positive")
+
     @classmethod
     def train_or_load(
         cls,
@@ -62,12 +84,7 @@ class SentencePieceTokenizer:
     ) -> SentencePieceTokenizer:
         import sentencepiece as spm
 
-        require(vocab_size > 4, "vocab_size", f"must be > 4, got {vocab_size}")
-        require(
-            model_type in ("unigram", "bpe", "char", "word"),
-            "model_type",
-            f"must be unigram, bpe, char or word, got {model_type!r}",
-        )
+        cls.check_settings(vocab_size, model_type, character_coverage, input_sentence_size)
         texts = list(texts)
         settings = dict(
             vocab_size=vocab_size,
