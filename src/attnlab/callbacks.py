@@ -8,6 +8,8 @@ from typing import Any
 
 import lightning as L
 
+from attnlab.runs import RunPreempted
+
 log = logging.getLogger(__name__)
 
 
@@ -149,14 +151,6 @@ class AttentionMaps(L.Callback):
                     data=samples,
                     step=trainer.global_step,
                 )
-
-
-class RunPreempted(Exception):
-    """Training stopped on a signal after saving a checkpoint; the same command resumes it."""
-
-    def __init__(self, signum: int, checkpoint: str):
-        super().__init__(f"received signal {signum}; saved {checkpoint}")
-        self.signum, self.checkpoint = signum, checkpoint
 
 
 class CheckpointOnSignal(L.Callback):

@@ -88,3 +88,11 @@ def _scrub_overrides(node: Any) -> Any:
     if isinstance(node, list):
         return [_scrub_overrides(v) for v in node]
     return redact_override(node) if isinstance(node, str) else node
+
+
+class RunPreempted(Exception):
+    """Training stopped on a signal after saving a checkpoint; the same command resumes it."""
+
+    def __init__(self, signum: int, checkpoint: str):
+        super().__init__(f"received signal {signum}; saved {checkpoint}")
+        self.signum, self.checkpoint = signum, checkpoint

@@ -278,9 +278,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     import sys
 
-    from attnlab.callbacks import RunPreempted
     from attnlab.config_errors import ConfigError
-    from attnlab.runs import redact_override
+    from attnlab.runs import RunPreempted, redact_override
 
     # Loggers (W&B records the command line) must not see a secret given as an override.
     sys.argv = [redact_override(arg) for arg in sys.argv]
