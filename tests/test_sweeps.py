@@ -16,8 +16,10 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from attnlab.config import build, scaled
+from attnlab.evaluate import evaluate
 from attnlab.flops import training_flops, weights_per_token
 from attnlab.report import TABLE3_ORDER, write_report
+from tests.conftest import compose_config
 from tests.wandb_records import run_info
 
 # The paper's Table 3 at its own scale: (N, d_model, d_ff, h, d_k, d_v, P_drop, eps_ls, positions)
@@ -43,6 +45,7 @@ PAPER_ROWS = {
     "E_learned": (6, 512, 2048, 8, 64, 64, 0.1, 0.1, "learned"),
     "big": (6, 1024, 4096, 16, 64, 64, 0.3, 0.1, "sinusoidal"),
 }
+DDP_EVAL_MAX_TOKENS = 150
 PAPER_VOCAB = 37000  # the shared BPE vocabulary of the paper's WMT14 en-de models
 
 
@@ -265,12 +268,29 @@ def test_ddp_on_cpu_inside_a_multirun_gives_each_job_one_run_and_one_wandb_run(t
         "trainer=ddp_cpu",
         "seed=1,2",
         "logger=default",
+        # 5 test batches: the second rank repeats one, which must not be counted twice
+        f"data.eval_max_tokens={DDP_EVAL_MAX_TOKENS}",
     )
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [p.name for p in jobs] == ["0", "1"]  # the ranks ran this job, not the whole sweep
     for job in jobs:
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["world_size"] == 2 and metrics["test"]["test"]["ppl"] > 1.0
+        # Two ranks score the test set exactly as one process does.
+        single = evaluate(
+            compose_config(
+                [
+                    f"ckpt_path={metrics['best_checkpoint']}",
+                    "data.split=test",
+                    f"data.eval_max_tokens={DDP_EVAL_MAX_TOKENS}",
+                    "trainer.enable_progress_bar=false",
+                ],
+                job / "single_process_eval",
+                config_name="eval",
+            )
+        )["test"]["test"]
+        for name in ("loss", "ppl", "bleu"):
+            assert metrics["test"]["test"][name] == pytest.approx(single[name], rel=1e-6), name
         (wandb_run,) = (job / "wandb").glob("offline-run-*")
         info = run_info(next(wandb_run.glob("run-*.wandb")))
         assert info["id"] == (job / "wandb_run_id").read_text().strip()

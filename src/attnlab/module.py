@@ -58,7 +58,9 @@ class Seq2SeqModule(L.LightningModule):
         self.output_dir: Path | None = None
         self.scores: dict[str, dict[str, Any]] = {}
         self.last_hypotheses: dict[str, dict[int, str]] = {}  # by prefix ("val", "test/<split>")
-        self._sums: dict[str, torch.Tensor] = {}
+        # Per evaluation batch, keyed by its first example: under DDP the sampler pads the last
+        # round with repeated batches, and a repeat must not be counted twice.
+        self._sums: dict[str, dict[int, torch.Tensor]] = defaultdict(dict)
         self._hypotheses: dict[str, dict[int, str]] = defaultdict(dict)
 
     # -- training ------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ class Seq2SeqModule(L.LightningModule):
         loss_sum, nll_sum, ntokens = self._loss(batch)
         sums = torch.stack([loss_sum.detach(), nll_sum, ntokens.to(loss_sum.dtype)])
         key = f"{stage}/{split}"
-        self._sums[key] = self._sums.get(key, 0) + sums
+        self._sums[key][int(batch.ids.min())] = sums
         if decode:
             for index, text in zip(batch.ids.tolist(), self.translate_batch(batch), strict=True):
                 self._hypotheses[key][index] = text
@@ -156,9 +158,9 @@ class Seq2SeqModule(L.LightningModule):
     def _finish_eval(self, stage: str) -> None:
         for key in sorted(k for k in self._sums if k.startswith(f"{stage}/")):
             split = key.split("/", 1)[1]
-            loss_sum, nll_sum, ntokens = self.trainer.strategy.reduce(
-                self._sums.pop(key), reduce_op="sum"
-            ).tolist()
+            per_batch = {first: s.tolist() for first, s in self._sums.pop(key).items()}
+            columns = zip(*self._gather(per_batch).values(), strict=True)
+            loss_sum, nll_sum, ntokens = (math.fsum(column) for column in columns)
             # Validation metrics are logged without the split name so monitors stay stable.
             prefix = "val" if stage == "val" else f"test/{split}"
             scores: dict[str, Any] = {
@@ -187,11 +189,12 @@ class Seq2SeqModule(L.LightningModule):
                     self.log(f"{prefix}/{name}", value, sync_dist=False)
             self.scores[prefix] = scores
 
-    def _gather(self, hypotheses: dict[int, str]) -> dict[int, str]:
+    def _gather(self, by_id: dict[int, Any]) -> dict[int, Any]:
+        """Merge every rank's ``{example id: value}``; an id two ranks hold is kept once."""
         if not (dist.is_available() and dist.is_initialized()):
-            return hypotheses
-        parts: list[dict[int, str]] = [{} for _ in range(dist.get_world_size())]
-        dist.all_gather_object(parts, hypotheses)
+            return by_id
+        parts: list[dict[int, Any]] = [{} for _ in range(dist.get_world_size())]
+        dist.all_gather_object(parts, by_id)
         return {k: v for part in parts for k, v in part.items()}
 
     def _write_hypotheses(self, split: str, hyps: list[str], refs: list[str]) -> None:
