@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 from attnlab.config import build, scaled
 from attnlab.evaluate import evaluate
 from attnlab.flops import training_flops, weights_per_token
-from attnlab.report import TABLE3_ORDER, write_report
+from attnlab.report import TABLE3_ORDER, collect_runs, collect_wandb_runs, write_report
 from tests.conftest import compose_config
-from tests.wandb_records import run_info
+from tests.wandb_records import OfflineApi, run_info
 
 # The paper's Table 3 at its own scale: (N, d_model, d_ff, h, d_k, d_v, P_drop, eps_ls, positions)
 PAPER_ROWS = {
@@ -174,6 +174,28 @@ def test_a_tiny_table3_sweep_runs_into_a_report_with_one_wandb_run_per_job(tmp_p
         rows = {r["row"]: r for r in csv.DictReader(handle)}
     assert rows["A_h1"]["seeds"] == "2" and rows["A_h1"]["paper BLEU"] == "24.9"
     assert rows["A_h1"]["same direction"].startswith("BLEU ")
+
+    # The same report from W&B alone, as `attnlab-report wandb:ENTITY/attnlab --group ...`
+    # would read it once the offline runs are synced.
+    api = OfflineApi(sweep_dir.glob("*/wandb/offline-run-*/run-*.wandb"))
+    group = f"table3-{sweep_dir.name}"
+    from_wandb = write_report("wandb:me/attnlab", tmp_path / "wandb_report", group=group, api=api)
+    assert f"W&B project me/attnlab, group {group}" in from_wandb.read_text()
+    csv_text = (report.parent / "table3.csv").read_text()
+    assert (from_wandb.parent / "table3.csv").read_text() == csv_text
+
+    def by_job(runs):
+        return {(r.config["seed"], r.config["table3"]["row"]): r for r in runs}
+
+    from_files, from_api = (
+        by_job(collect_runs(sweep_dir)),
+        by_job(collect_wandb_runs("attnlab", group, api)),
+    )
+    assert from_api.keys() == from_files.keys() and len(from_api) == 4
+    for job, run in from_files.items():
+        assert from_api[job].metrics == run.metrics
+        assert from_api[job].curve == run.curve and run.curve
+    assert collect_wandb_runs("attnlab", "another-sweep", api) == []
 
 
 def test_a_tiny_rnn_vs_transformer_sweep_reports_every_family(tmp_path):

@@ -77,3 +77,56 @@ def run_info(path: Path) -> dict[str, object]:
                 "tags": list(run.tags),
             }
     raise AssertionError(f"{path} holds no run record")
+
+
+def _key(item) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+class OfflineRun:
+    """A run as W&B's public API (``wandb.Api().runs(...)``) shows it once this offline run log
+    is synced: config, summary, history, state."""
+
+    def __init__(self, path: Path):
+        from wandb.proto import wandb_internal_pb2 as pb
+
+        self.config: dict[str, object] = {}
+        self.summary: dict[str, object] = {}
+        self.history: list[dict[str, object]] = []
+        self.state = "running"
+        for payload in read_payloads(path):
+            record = pb.Record()
+            record.ParseFromString(payload)
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                self.path = [record.run.entity or "offline", record.run.project, record.run.run_id]
+                self.group = record.run.run_group
+            elif kind == "config":
+                self.config.update(
+                    {_key(i): json.loads(i.value_json) for i in record.config.update}
+                )
+            elif kind == "summary":
+                self.summary.update(
+                    {_key(i): json.loads(i.value_json) for i in record.summary.update}
+                )
+            elif kind == "history":
+                self.history.append(
+                    {_key(i): json.loads(i.value_json) for i in record.history.item}
+                )
+            elif kind == "exit":
+                self.state = "finished" if record.exit.exit_code == 0 else "failed"
+
+    def scan_history(self, keys: list[str] | None = None) -> list[dict[str, object]]:
+        return [row for row in self.history if not keys or all(k in row for k in keys)]
+
+
+class OfflineApi:
+    """Stands in for ``wandb.Api()`` over offline run logs (no account, no network)."""
+
+    def __init__(self, run_logs):
+        self._runs = [OfflineRun(Path(p)) for p in run_logs]
+
+    def runs(self, path: str, filters: dict | None = None) -> list[OfflineRun]:
+        project = path.split("/")[-1]
+        group = (filters or {}).get("group")
+        return [r for r in self._runs if r.path[1] == project and group in (None, r.group)]

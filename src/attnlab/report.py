@@ -1,7 +1,9 @@
-"""``attnlab-report <sweep directory> [--out DIR]``: the tables and plots a paper would print.
+"""``attnlab-report <sweep directory | wandb:ENTITY/PROJECT> [--out DIR]``: the tables and plots a
+paper would print.
 
-Reads every run under the directory (a ``metrics.json`` beside a ``config_resolved.yaml``) and
-writes ``report.md`` with, where the runs allow:
+Reads every run under the directory (a ``metrics.json`` beside a ``config_resolved.yaml``), or
+every finished attnlab run of a W&B project (``--group`` for one sweep; the config, summary and
+validation history each run logged), and writes ``report.md`` with, where the runs allow:
 
 - **Table 3**: per row, our validation perplexity and BLEU, test BLEU and parameters (mean ± std
   over seeds) beside the paper's dev-set numbers, and whether each row moves BLEU and
@@ -22,7 +24,7 @@ import math
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from attnlab.flops import training_flops
+from attnlab.runs import WANDB_METRICS_KEY
 
+WANDB_PREFIX = "wandb:"
 TABLE3_ORDER = [
     "base", "A_h1", "A_h4", "A_h16", "A_h32", "B_dk16", "B_dk32", "C_n2", "C_n4", "C_n8",
     "C_d256", "C_d1024", "C_ff1024", "C_ff4096", "D_drop0", "D_drop02", "D_ls0", "D_ls02",
@@ -84,25 +88,66 @@ def collect_runs(root: Path) -> list[Run]:
     return runs
 
 
+# A learning-curve point's fields and the metrics they are logged as (CSV columns, W&B history).
+CURVE_SOURCES = {
+    "wall_s": "progress/wall_s",
+    "source_tokens": "progress/source_tokens",
+    "target_tokens": "progress/target_tokens",
+    "bleu": "val/bleu",
+}
+
+
+def curve_point(row: Mapping[str, Any], step_key: str) -> dict[str, float] | None:
+    """One validation's point of a learning curve, or None for a row that is not one."""
+    if any(row.get(key) in (None, "") for key in (step_key, *CURVE_SOURCES.values())):
+        return None
+    point = {"step": float(row[step_key])}
+    point.update({name: float(row[key]) for name, key in CURVE_SOURCES.items()})
+    return point
+
+
 def read_curve(run_dir: Path) -> list[dict[str, float]]:
     """Validation scores with the wall-clock, steps and tokens it took to reach each."""
     path = run_dir / "csv" / "metrics.csv"
     if not path.exists():
         return []
-    rows = []
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("val/bleu") and row.get("progress/wall_s"):
-                rows.append(
-                    {
-                        "step": float(row["step"]),
-                        "wall_s": float(row["progress/wall_s"]),
-                        "source_tokens": float(row["progress/source_tokens"]),
-                        "target_tokens": float(row["progress/target_tokens"]),
-                        "bleu": float(row["val/bleu"]),
-                    }
-                )
-    return rows
+        points = (curve_point(row, "step") for row in csv.DictReader(handle))
+        return [point for point in points if point]
+
+
+def collect_wandb_runs(project: str, group: str | None = None, api: Any = None) -> list[Run]:
+    """Every finished attnlab training run of a W&B project (``ENTITY/PROJECT``).
+
+    A run's config is the resolved config it logged, its metrics what it put in its summary
+    under ``WANDB_METRICS_KEY`` when it finished, its curve its validation history. ``api`` is
+    a ``wandb.Api`` (default: a new one, which needs ``wandb login``).
+    """
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    runs = []
+    for remote in api.runs(project, filters={"group": group} if group else None):
+        metrics = remote.summary.get(WANDB_METRICS_KEY)
+        if remote.state != "finished" or not metrics:
+            continue  # still running, crashed, or not an attnlab training run
+        config = _plain(remote.config)
+        config = {k: v for k, v in config.items() if k != "n_params" and not k.startswith("_")}
+        keys = ["trainer/global_step", *CURVE_SOURCES.values()]
+        points = (curve_point(row, "trainer/global_step") for row in remote.scan_history(keys=keys))
+        curve = sorted((p for p in points if p), key=lambda p: p["step"])
+        runs.append(Run(Path(*remote.path), config, _plain(metrics), curve))
+    return sorted(runs, key=lambda run: str(run.path))
+
+
+def _plain(value: Any) -> Any:
+    """W&B's summary and config objects as plain dicts and lists."""
+    if hasattr(value, "items"):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -284,13 +329,32 @@ def plot_learning_curves(runs: list[Run], path: Path) -> Path | None:
 
 
 # ------------------------------------------------------------------------------------- report
-def write_report(root: Path, out: Path | None = None, quality: float | None = None) -> Path:
-    runs = collect_runs(root)
+def write_report(
+    source: Path | str,
+    out: Path | None = None,
+    quality: float | None = None,
+    group: str | None = None,
+    api: Any = None,
+) -> Path:
+    """Write ``report.md`` (and CSVs, plots) for the runs under a directory or in a W&B project.
+
+    ``source`` is a directory, or ``wandb:ENTITY/PROJECT`` (``group`` narrows it to one sweep;
+    ``api`` stands in for ``wandb.Api()``). ``out`` defaults to ``<directory>/report``, or to
+    ``report-<project>[-<group>]`` in the working directory for W&B.
+    """
+    if str(source).startswith(WANDB_PREFIX):
+        project = str(source)[len(WANDB_PREFIX) :]
+        runs = collect_wandb_runs(project, group, api)
+        where = f"W&B project {project}" + (f", group {group}" if group else "")
+        default_out = Path("-".join(["report", project.replace("/", "_"), *filter(None, [group])]))
+    else:
+        runs = collect_runs(Path(source))
+        where, default_out = str(source), Path(source) / "report"
     if not runs:
-        raise SystemExit(f"attnlab-report: no training runs (metrics.json) under {root}")
-    out = out or root / "report"
+        raise SystemExit(f"attnlab-report: no finished training runs in {where}")
+    out = out or default_out
     out.mkdir(parents=True, exist_ok=True)
-    sections = [f"# attnlab report: {root}", "", f"{len(runs)} runs."]
+    sections = [f"# attnlab report: {where}", "", f"{len(runs)} runs."]
 
     header, rows = table3(runs)
     if rows:
@@ -320,15 +384,21 @@ def write_report(root: Path, out: Path | None = None, quality: float | None = No
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="attnlab-report", description=__doc__.split("\n")[0])
-    parser.add_argument("root", type=Path, help="a multirun directory (or any folder of runs)")
-    parser.add_argument("--out", type=Path, default=None, help="default: <root>/report")
+    parser.add_argument(
+        "source", help="a multirun directory (or any folder of runs), or wandb:ENTITY/PROJECT"
+    )
+    parser.add_argument("--group", default=None, help="W&B: only this group (one sweep)")
+    parser.add_argument("--out", type=Path, default=None, help="default: <directory>/report")
     parser.add_argument(
         "--quality", type=float, default=None, help="validation BLEU for the time-to-quality column"
     )
     args = parser.parse_args(argv)
-    if not args.root.is_dir():
-        raise SystemExit(f"attnlab-report: {args.root} is not a directory")
-    print(write_report(args.root, args.out, args.quality))
+    if not args.source.startswith(WANDB_PREFIX) and not Path(args.source).is_dir():
+        raise SystemExit(
+            f"attnlab-report: {args.source} is not a directory (a W&B project is "
+            f"{WANDB_PREFIX}ENTITY/PROJECT)"
+        )
+    print(write_report(args.source, args.out, args.quality, args.group))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from attnlab.data.files import atomic_write_bytes
 # Keys whose values must never reach a saved config or a logger: "wandb.api_key", "hf_token"...
 # but not "tokenizer" or "max_tokens".
 SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token)$", re.IGNORECASE)
+# The W&B summary key that holds a finished run's metrics.json (attnlab-report reads it back).
+WANDB_METRICS_KEY = "attnlab/metrics"
 
 
 def git_sha() -> str | None:
@@ -55,10 +57,13 @@ def save_resolved_config(cfg: DictConfig, output_dir: Path) -> None:
 
 def write_metrics(output_dir: Path, metrics: dict[str, Any]) -> Path:
     path = Path(output_dir) / "metrics.json"
-    atomic_write_bytes(
-        path, (json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n").encode()
-    )
+    atomic_write_bytes(path, (metrics_json(metrics, indent=2) + "\n").encode())
     return path
+
+
+def metrics_json(metrics: dict[str, Any], indent: int | None = None) -> str:
+    """``metrics`` as JSON (paths and other objects as strings)."""
+    return json.dumps(metrics, indent=indent, sort_keys=True, default=str)
 
 
 def redact_override(override: str) -> str:

@@ -270,6 +270,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
             import wandb
 
+            from attnlab.runs import WANDB_METRICS_KEY, metrics_json
+
+            if trainer.is_global_zero:
+                # What metrics.json says, so `attnlab-report wandb:<project>` needs no files.
+                logger.experiment.summary[WANDB_METRICS_KEY] = json.loads(metrics_json(metrics))
             wandb.finish()
     return metrics
 
