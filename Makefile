@@ -12,7 +12,7 @@ train: install
 
 test: install
 	$(PYTHON) -m ruff check src tests
-	$(PYTHON) -m pytest -q --durations=12
+	$(PYTHON) -m pytest -q -n 2 --dist loadfile --durations=12
 
 lint:
 	$(PYTHON) -m ruff check src tests

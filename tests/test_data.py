@@ -11,7 +11,7 @@ from attnlab.config_errors import ConfigError
 from attnlab.data.datamodule import Seq2SeqDataModule
 from attnlab.data.files import RemoteFile, ensure_files, resolve_data_root
 from attnlab.data.tasks import DataFileError, Multi30k, ParallelText, ToySequences
-from attnlab.data.tokenizer import SentencePieceTokenizer
+from attnlab.data.tokenizer import SentencePieceTokenizer, WordTokenizer
 from tests.conftest import SHARED_DATA, needs_multi30k
 
 
@@ -114,6 +114,37 @@ def test_corrupt_tokenised_cache_is_rebuilt_not_read(tmp_path):
     cache.write_bytes(cache.read_bytes()[:40])  # a write interrupted half-way
     rebuilt = datamodule().split_data("val").sources
     assert [s.tolist() for s in rebuilt] == [s.tolist() for s in expected]
+
+
+@pytest.mark.parametrize(("stage", "splits"), [("fit", {"train", "val"}), ("test", {"test"})])
+def test_prepare_data_caches_what_the_stage_needs_and_other_ranks_only_read_it(
+    tmp_path, monkeypatch, stage, splits
+):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    def datamodule():
+        dm = Seq2SeqDataModule(
+            ToySequences(num_train=50, num_eval=10),
+            {"kind": "word"},
+            max_tokens=256,
+            test_splits=["test"],
+            cache_dir=str(tmp_path),
+        )
+        dm.trainer = SimpleNamespace(state=SimpleNamespace(fn=TrainerFn(stage)))
+        return dm
+
+    datamodule().prepare_data()  # on one process per node, before the others start `setup`
+    assert {p.name.split("-")[2] for p in tmp_path.glob("tokens-*.npz")} == splits
+
+    def must_not_encode(self, texts):
+        raise AssertionError("another rank tokenised data that prepare_data had cached")
+
+    monkeypatch.setattr(WordTokenizer, "encode_batch", must_not_encode)
+    other_rank = datamodule()
+    other_rank.setup(stage)
+    assert set(other_rank.splits) == splits
 
 
 @needs_multi30k

@@ -338,16 +338,24 @@ class Seq2SeqDataModule(L.LightningDataModule):
         return self.splits[split]
 
     # -- Lightning hooks -----------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        # Lightning runs this on one process per node, then `setup` on every process: the
+        # tokenizer, tokenised splits and speech features are built and cached once, here, and
+        # the other DDP ranks read them from the cache instead of computing them again.
+        stage = self.trainer.state.fn.value if self.trainer is not None else None
+        self.setup(stage)
+
     def setup(self, stage: str | None = None) -> None:
         self.prepare_tokenizer()
+        splits = []
         if stage in (None, "fit"):
-            self.split_data("train")
-            self.split_data(self.valid_split)
+            splits.append("train")
         if stage in (None, "fit", "validate"):
-            self.split_data(self.valid_split)
+            splits.append(self.valid_split)
         if stage in (None, "test"):
-            for split in self.evaluation_splits():
-                self.split_data(split)
+            splits += self.evaluation_splits()
+        for split in dict.fromkeys(splits):
+            self.split_data(split)
 
     def evaluation_splits(self) -> list[str]:
         return [self.eval_split] if self.eval_split else self.test_splits
