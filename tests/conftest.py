@@ -8,10 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers, one per core here: one torch thread each, since
+    # oversubscribed OpenMP threads make the tiny test models several times slower.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ATTNLAB_DATA_DIR", REPO.parent / "shared" / "data"))

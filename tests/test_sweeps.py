@@ -174,6 +174,8 @@ def test_a_tiny_table3_sweep_runs_into_a_report_with_one_wandb_run_per_job(tmp_p
         rows = {r["row"]: r for r in csv.DictReader(handle)}
     assert rows["A_h1"]["seeds"] == "2" and rows["A_h1"]["paper BLEU"] == "24.9"
     assert rows["A_h1"]["same direction"].startswith("BLEU ")
+    assert "![Table 3 changes vs base](table3_changes.png)" in text
+    assert (report.parent / "table3_changes.png").stat().st_size > 10_000
 
     # The same report from W&B alone, as `attnlab-report wandb:ENTITY/attnlab --group ...`
     # would read it once the offline runs are synced.

@@ -186,13 +186,15 @@ def _sign(x: float | None) -> str:
 
 
 # ----------------------------------------------------------------------------------- Table 3
-def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
+def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]], dict[str, dict[str, float]]]:
+    """The Table 3 rows found in ``runs``: header, rows, and each row's change vs base
+    (``{row: {"bleu": ours, "paper_bleu": ..., "ppl": ..., "paper_ppl": ...}}``)."""
     by_row: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         if "table3" in run.config:
             by_row[run.config["table3"]["id"]].append(run)
     if not by_row:
-        return [], []
+        return [], [], {}
     base = by_row.get("base", [])
     base_ppl = mean_std([r.val("ppl") for r in base])
     base_bleu = mean_std([r.val("bleu") for r in base])
@@ -201,7 +203,7 @@ def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         "paper PPL", "paper BLEU", "paper params (M)", "ΔBLEU ours / paper", "ΔPPL ours / paper",
         "same direction",
     ]  # fmt: skip
-    rows = []
+    rows, changes = [], {}
     order = sorted(by_row, key=lambda i: TABLE3_ORDER.index(i) if i in TABLE3_ORDER else 99)
     for row_id in order:
         group = by_row[row_id]
@@ -216,6 +218,12 @@ def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
         if row_id != "base" and base_ppl and base_bleu and ppl and bleu:
             ours_bleu, ours_ppl = bleu[0] - base_bleu[0], ppl[0] - base_ppl[0]
             paper_bleu, paper_ppl = paper["bleu"] - 25.8, paper["ppl"] - 4.92
+            changes[row_id] = {
+                "bleu": ours_bleu,
+                "paper_bleu": paper_bleu,
+                "ppl": ours_ppl,
+                "paper_ppl": paper_ppl,
+            }
             deltas = [
                 f"{ours_bleu:+.2f} / {paper_bleu:+.1f}",
                 f"{ours_ppl:+.2f} / {paper_ppl:+.2f}",
@@ -239,7 +247,33 @@ def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]]]:
                 agrees,
             ]
         )
-    return header, rows
+    return header, rows, changes
+
+
+def plot_table3_changes(changes: dict[str, dict[str, float]], path: Path) -> Path | None:
+    """Bars: each row's change in validation BLEU and perplexity vs base, ours beside the paper's."""
+    if not changes:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(changes)
+    x = range(len(rows))
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(rows) + 4), 4.2))
+    for axis, metric, label in ((axes[0], "bleu", "Δ BLEU"), (axes[1], "ppl", "Δ PPL")):
+        axis.bar([i - 0.2 for i in x], [changes[r][metric] for r in rows], 0.4, label="ours")
+        axis.bar([i + 0.2 for i in x], [changes[r][f"paper_{metric}"] for r in rows], 0.4,
+                 label="paper")  # fmt: skip
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xticks(list(x), rows, rotation=45, ha="right")
+        axis.set_ylabel(f"{label} vs base")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- model families
@@ -356,7 +390,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     sections = [f"# attnlab report: {where}", "", f"{len(runs)} runs."]
 
-    header, rows = table3(runs)
+    header, rows, changes = table3(runs)
     if rows:
         write_csv(out / "table3.csv", header, rows)
         sections += [
@@ -368,6 +402,9 @@ def write_report(
             "",
             markdown_table(header, rows),
         ]
+        plot = plot_table3_changes(changes, out / "table3_changes.png")
+        if plot:
+            sections += ["", f"![Table 3 changes vs base]({plot.name})"]
 
     compared = [r for r in runs if "table3" not in r.config]
     if compared:
