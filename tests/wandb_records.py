@@ -43,32 +43,37 @@ def read_payloads(path: Path) -> list[bytes]:
     return payloads
 
 
-def logged_metrics(path: Path) -> dict[str, list[float]]:
-    """Every history value by key, in the order it was logged."""
+def records(path: Path):
+    """The run log's records, in order, as ``(record type, record)``."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    history: dict[str, list[float]] = {}
     for payload in read_payloads(path):
         record = pb.Record()
         record.ParseFromString(payload)
-        if record.WhichOneof("record_type") != "history":
+        yield record.WhichOneof("record_type"), record
+
+
+def _key(item) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+def logged_metrics(path: Path) -> dict[str, list[float]]:
+    """Every history value by key, in the order it was logged."""
+    history: dict[str, list[float]] = {}
+    for kind, record in records(path):
+        if kind != "history":
             continue
         for item in record.history.item:
-            key = item.key or "/".join(item.nested_key)
             value = json.loads(item.value_json)
             if isinstance(value, int | float):
-                history.setdefault(key, []).append(value)
+                history.setdefault(_key(item), []).append(value)
     return history
 
 
 def run_info(path: Path) -> dict[str, object]:
     """The run's identity as W&B will show it: id, group, job type and tags."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    for payload in read_payloads(path):
-        record = pb.Record()
-        record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "run":
+    for kind, record in records(path):
+        if kind == "run":
             run = record.run
             return {
                 "id": run.run_id,
@@ -79,25 +84,16 @@ def run_info(path: Path) -> dict[str, object]:
     raise AssertionError(f"{path} holds no run record")
 
 
-def _key(item) -> str:
-    return item.key or "/".join(item.nested_key)
-
-
 class OfflineRun:
     """A run as W&B's public API (``wandb.Api().runs(...)``) shows it once this offline run log
     is synced: config, summary, history, state."""
 
     def __init__(self, path: Path):
-        from wandb.proto import wandb_internal_pb2 as pb
-
         self.config: dict[str, object] = {}
         self.summary: dict[str, object] = {}
         self.history: list[dict[str, object]] = []
         self.state = "running"
-        for payload in read_payloads(path):
-            record = pb.Record()
-            record.ParseFromString(payload)
-            kind = record.WhichOneof("record_type")
+        for kind, record in records(path):
             if kind == "run":
                 self.path = [record.run.entity or "offline", record.run.project, record.run.run_id]
                 self.group = record.run.run_group

@@ -250,15 +250,21 @@ def table3(runs: list[Run]) -> tuple[list[str], list[list[Any]], dict[str, dict[
     return header, rows, changes
 
 
-def plot_table3_changes(changes: dict[str, dict[str, float]], path: Path) -> Path | None:
-    """Bars: each row's change in validation BLEU and perplexity vs base, ours beside the paper's."""
-    if not changes:
-        return None
+def _pyplot() -> Any:
+    """matplotlib.pyplot drawing to files (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_table3_changes(changes: dict[str, dict[str, float]], path: Path) -> Path | None:
+    """Bars: each row's change in validation BLEU and perplexity vs base, ours beside the paper's."""
+    if not changes:
+        return None
+    plt = _pyplot()
     rows = list(changes)
     x = range(len(rows))
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(rows) + 4), 4.2))
@@ -324,11 +330,7 @@ def _reach_cell(group: list[Run], minutes: list[float | None]) -> str:
 
 
 def plot_learning_curves(runs: list[Run], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     runs = [r for r in runs if r.curve]
     if not runs:
         return None
