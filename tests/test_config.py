@@ -64,6 +64,11 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
         (["data.num_workers=-1"], "data.num_workers", ">= 0"),
         (["optim.scheduler.warmup_steps=0"], "optim.scheduler.warmup_steps", "positive"),
         (["optim.optimizer.lr=-0.1"], "optim.optimizer", "Invalid learning rate"),
+        (
+            ["trainer.precision=16-mixed", "trainer.gradient_clip_val=1.0"],
+            "optim.optimizer.fused",
+            "cannot clip",
+        ),
         # Settings of a real corpus, still refused before anything is read.
         (["data=multi30k", "data.task.target_lang=de"], "data.task.target_lang", "differ"),
         (["data=multi30k", "data.tokenizer.model_type=bigram"], "data.tokenizer.model_type", "bpe"),

@@ -22,6 +22,26 @@ def test_fast_dev_run_trains_and_tests_the_toy_task(make_cfg):
     assert metrics["test"]["test"]["ppl"] > 1.0
 
 
+def test_module_compile_trains_through_torch_compile(make_cfg):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    # aot_eager traces forward and backward as inductor would, without its C++ compile time.
+    metrics = train(make_cfg("debug=fdr", "module.compile={backend: aot_eager}", "test=false"))
+    assert metrics["global_step"] == 1
+    assert torch._dynamo.utils.counters["frames"]["ok"] > 0
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("value", ["{mode: fast}", "{moed: max-autotune}", "yes"])
+def test_a_bad_module_compile_names_the_key(make_cfg, value):
+    from attnlab.config_errors import ConfigError
+
+    with pytest.raises(ConfigError, match="module.compile"):
+        train(make_cfg("debug=fdr", f"module.compile={value}", "test=false"))
+
+
 @needs_multi30k
 def test_fast_dev_run_on_multi30k(make_cfg):
     cfg = make_cfg(

@@ -231,6 +231,16 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
     require(
+        not (
+            str(cfg.trainer.get("precision")).startswith("16")
+            and cfg.trainer.get("gradient_clip_val")
+            and cfg.optim.optimizer.get("fused")
+        ),
+        "optim.optimizer.fused",
+        "a fused optimizer unscales fp16 gradients itself, so Lightning cannot clip them first "
+        "(trainer.gradient_clip_val): set optim.optimizer.fused=false or use bf16-mixed",
+    )
+    require(
         cfg.criterion.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
         "criterion.ctc_weight",
         "a CTC loss needs a CTC head on the model (model.ctc_head=true)",

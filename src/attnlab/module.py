@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ class Seq2SeqModule(L.LightningModule):
         valid_decode: bool = True,
         scheduler_interval: str = "step",
         nonfinite_loss: str = "stop",
+        compile: bool | dict[str, Any] = False,
     ):
         super().__init__()
+        self.compile_options = _compile_options(compile)
         require(
             nonfinite_loss in ("stop", "skip"),
             "nonfinite_loss",
@@ -64,6 +67,12 @@ class Seq2SeqModule(L.LightningModule):
         self._hypotheses: dict[str, dict[int, str]] = defaultdict(dict)
 
     # -- training ------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        # Only training runs the compiled forward; decoding goes through encode/decode_step.
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if self.compile_options is not None and fitting and not _is_compiled(self.model):
+            self.model.compile(**self.compile_options)  # in place: state_dict keys unchanged
+
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.model(batch.src, batch.src_pad_mask, batch.tgt_in)
 
@@ -216,3 +225,33 @@ class Seq2SeqModule(L.LightningModule):
         state = checkpoint.get("rng_state")
         if state is not None:
             torch.set_rng_state(state["torch"])
+
+
+def _compile_options(compile: Any) -> dict[str, Any] | None:
+    """``module.compile``: false (off), true (torch.compile defaults) or its keyword arguments."""
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        return {}
+    known = ("fullgraph", "dynamic", "backend", "mode", "options", "disable")
+    require(
+        isinstance(compile, Mapping) and all(key in known for key in compile),
+        "module.compile",
+        f"must be true, false or torch.compile options among {list(known)}, got {compile!r}",
+    )
+    modes = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    mode = compile.get("mode")
+    require(mode in modes, "module.compile.mode", f"must be one of {modes}, got {mode!r}")
+    backend = compile.get("backend", "inductor")
+    if isinstance(backend, str):
+        import torch._dynamo
+
+        backends = torch._dynamo.list_backends(exclude_tags=())
+        require(
+            backend in backends, "module.compile.backend", f"unknown backend; known: {backends}"
+        )
+    return dict(compile)
+
+
+def _is_compiled(model: nn.Module) -> bool:
+    return getattr(model, "_compiled_call_impl", None) is not None

@@ -1,36 +1,53 @@
-"""Dropout with the usual semantics (Srivastava et al. 2014), built on a cheaper mask.
+"""Dropout (Srivastava et al. 2014) built on a cheaper random mask for CPUs.
 
-On CPU, ``F.dropout`` draws its Bernoulli mask on one thread and this dominates a small
-Transformer's step (measured ~2x slower than a ``rand_like`` comparison on this 2-core box).
-Here the keep-mask is ``rand_like(x) >= p`` (each element kept with probability 1-p) and kept
-values are scaled by 1/(1-p): the same distribution as ``F.dropout``. On accelerators the
+On CPU, torch draws random numbers on one thread, one 32-bit draw per element, and this is a
+visible share of a small Transformer's step (``F.dropout``'s Bernoulli mask is slower still).
+Here one 64-bit draw gives the keep/drop decision of four elements: each 16-bit slice of it is
+uniform on 65,536 levels, and an element is kept when its slice is at or above ``p`` of them.
+So the drop rate is ``p`` rounded to a multiple of 1/65,536 (0.1 becomes 0.10000610), and kept
+values are scaled by the inverse of the exact keep rate, so expectations are unchanged.
+Measured 17.7 -> 5.5 ms for a 2M-element mask on this 2-core machine. On accelerators the
 built-in fused kernel is already fast, so it is used there.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+
+LEVELS = 1 << 16  # a 16-bit slice of a random word
+
+
+def keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A boolean mask, True with probability ``1 - drop_levels / LEVELS`` independently per
+    element, and that keep probability."""
+    drop_levels = round(p * LEVELS)
+    n = shape.numel()
+    # from = int64 min and no upper bound: torch's full 64-bit range, one random64() per word.
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)
+    slices = words.view(torch.int16)[:n]  # each in [-32768, 32767], uniform
+    return (slices >= drop_levels - LEVELS // 2).view(shape), 1.0 - drop_levels / LEVELS
 
 
 class _MaskedScale(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        scale = 1.0 / (1.0 - p)
-        mask = torch.rand_like(x) >= p
+    def forward(ctx: Any, x: torch.Tensor, p: float) -> torch.Tensor:
+        mask, keep = keep_mask(x.shape, p, x.device)
         ctx.save_for_backward(mask)
-        ctx.scale = scale
-        return x * mask * scale
+        ctx.scale = 1.0 / keep
+        return torch.mul(x, mask).mul_(ctx.scale)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (mask,) = ctx.saved_tensors
-        return grad * mask * ctx.scale, None
+        return torch.mul(grad, mask).mul_(ctx.scale), None
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
+    if x.device.type != "cpu" or round(p * LEVELS) in (0, LEVELS):
+        return F.dropout(x, p, True)  # accelerators; rates too close to 0 or 1 for 16 bits
     return _MaskedScale.apply(x, p)

@@ -1,0 +1,50 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab.losses import LabelSmoothedCrossEntropy
+
+PAD = 0
+
+
+def logits_and_target(dtype=torch.float32):
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(4, 7, 50)).to(dtype).requires_grad_()
+    target = torch.randint(1, 50, (4, 7))
+    target[0, 5:] = PAD  # padding rows contribute nothing
+    target[2, 3:] = PAD
+    return logits, target
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.3])
+def test_loss_and_gradient_equal_torch_cross_entropy(epsilon):
+    logits, target = logits_and_target()
+    loss, nll = LabelSmoothedCrossEntropy(epsilon, ignore_index=PAD)(logits, target)
+    (grad,) = torch.autograd.grad(loss * 0.5, logits)
+
+    flat, flat_target = logits.view(-1, 50), target.view(-1)
+    expected = F.cross_entropy(
+        flat, flat_target, ignore_index=PAD, label_smoothing=epsilon, reduction="sum"
+    )
+    (expected_grad,) = torch.autograd.grad(expected * 0.5, logits)
+    expected_nll = F.cross_entropy(flat, flat_target, ignore_index=PAD, reduction="sum")
+
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(nll, expected_nll)
+    torch.testing.assert_close(grad, expected_grad)
+    assert not nll.requires_grad and grad[0, 5:].abs().sum() == 0
+
+
+def test_bf16_logits_get_a_bf16_gradient_computed_in_fp32():
+    logits, target = logits_and_target(torch.bfloat16)
+    loss, _ = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)(logits, target)
+    loss.backward()
+    assert loss.dtype == torch.float32 and logits.grad.dtype == torch.bfloat16
+
+
+def test_a_second_backward_is_refused_not_silently_wrong():
+    logits, target = logits_and_target()
+    loss, _ = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)(logits, target)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="back-propagated twice"):
+        loss.backward()
