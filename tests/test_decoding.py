@@ -12,6 +12,7 @@ from torch import nn
 
 from attnlab.decoding import (
     Hypothesis,
+    _best_extensions,
     _topk_lowest_index_first,
     beam_search,
     generate,
@@ -269,6 +270,26 @@ def test_topk_breaks_ties_by_lowest_index(x: torch.Tensor, k: int) -> None:
     ref_values, ref_idx = x.sort(dim=1, descending=True, stable=True)
     assert torch.equal(idx, ref_idx[:, :k])
     assert torch.equal(values, ref_values[:, :k])
+
+
+@pytest.mark.parametrize("levels", [3, 1000])
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_best_extensions_equal_one_ranking_of_every_beam_and_token(levels: int, k: int) -> None:
+    """Ranking each beam's best 2K first must give what ranking all K x V extensions gives,
+    ties (few levels) and dead beams (-inf scores) included."""
+    gen = torch.Generator().manual_seed(levels + k)
+    n, vocab = 6, 30
+    lprobs = -torch.randint(levels, (n * k, vocab), generator=gen).float()
+    scores = -torch.randint(levels, (n, k), generator=gen).double()
+    scores[0, 1:] = -math.inf  # the first step: one live beam
+    lprobs[1, 3:] = -math.inf  # a beam with few allowed tokens
+    got = _best_extensions(scores, lprobs, 2 * k)
+
+    flat = (scores[:, :, None] + lprobs.view(n, k, vocab).double()).view(n, k * vocab)
+    ref_values, ref_idx = flat.sort(dim=1, descending=True, stable=True)
+    assert torch.equal(got[0], ref_values[:, : 2 * k])
+    assert torch.equal(got[1], ref_idx[:, : 2 * k] // vocab)
+    assert torch.equal(got[2], ref_idx[:, : 2 * k] % vocab)
 
 
 @pytest.mark.parametrize("seed", range(3))
