@@ -42,9 +42,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hydra
 from omegaconf import DictConfig
 
+from attnlab.cli import hydra_app
 from attnlab.data.tokenizer import BOS, EOS, PAD
 
 if TYPE_CHECKING:
@@ -994,7 +994,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="bench")
+@hydra_app("bench")
 def main(cfg: DictConfig) -> None:
     from attnlab.config_errors import ConfigError
 

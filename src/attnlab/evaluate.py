@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from attnlab.cli import hydra_app
 from attnlab.config import register_resolvers
 
 log = logging.getLogger("attnlab.evaluate")
@@ -93,7 +93,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="eval")
+@hydra_app("eval")
 def main(cfg: DictConfig) -> None:
     from attnlab.checkpoints import CheckpointError
     from attnlab.config_errors import ConfigError

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from typing import Any, TextIO
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from attnlab.cli import hydra_app
 from attnlab.config import register_resolvers
 
 log = logging.getLogger("attnlab.predict")
@@ -80,7 +80,7 @@ def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="predict")
+@hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     from attnlab.checkpoints import CheckpointError
     from attnlab.config_errors import ConfigError

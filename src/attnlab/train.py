@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from attnlab.cli import hydra_app
 from attnlab.config import register_resolvers
 
 log = logging.getLogger("attnlab.train")
@@ -279,7 +279,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnlab.conf", config_name="train")
+@hydra_app("train")
 def main(cfg: DictConfig) -> float | None:
     import sys
 
