@@ -463,7 +463,10 @@ def variant(name: str, model: nn.Module, lr: float, logits: Callable | None = No
     import torch
 
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9)
+    # Fused, as optim=noam gives attnlab-train; every variant gets the same optimizer.
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9, fused=device_supports_fused(model)
+    )
     logits = logits or (lambda b: model(b.src, b.src_pad_mask, b.tgt_in))
     return Variant(name, model, logits, optimizer)
 
@@ -476,6 +479,10 @@ def marian_logits(model: nn.Module) -> Callable[[Batch], torch.Tensor]:
         ).logits
 
     return logits
+
+
+def device_supports_fused(model: nn.Module) -> bool:
+    return next(model.parameters()).device.type in ("cpu", "cuda")
 
 
 def train_step(v: Variant, batch: Batch, criterion: nn.Module) -> None:
