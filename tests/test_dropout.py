@@ -17,11 +17,12 @@ def test_drop_rate_and_expectation_match_p(p):
 
 def test_the_four_decisions_drawn_from_one_word_are_independent():
     torch.manual_seed(0)
-    mask, _ = keep_mask(torch.Size([400_000]), 0.5, torch.device("cpu"))
+    # p = 0.3: the threshold is not 0, so more than the slices' sign bits decide.
+    mask, _ = keep_mask(torch.Size([400_000]), 0.3, torch.device("cpu"))
     words = mask.view(-1, 4).double()  # the four slices of each 64-bit draw
     corr = torch.corrcoef(words.T)
     off_diagonal = corr[~torch.eye(4, dtype=torch.bool)]
-    assert off_diagonal.abs().max() < 0.01  # 5 sigma for 100,000 pairs is 0.016
+    assert off_diagonal.abs().max() < 0.016  # 5 sigma for 100,000 pairs
 
 
 def test_the_gradient_is_the_same_mask_and_scale():

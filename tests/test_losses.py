@@ -37,9 +37,16 @@ def test_loss_and_gradient_equal_torch_cross_entropy(epsilon):
 
 def test_bf16_logits_get_a_bf16_gradient_computed_in_fp32():
     logits, target = logits_and_target(torch.bfloat16)
-    loss, _ = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)(logits, target)
+    criterion = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)
+    loss, _ = criterion(logits, target)
     loss.backward()
     assert loss.dtype == torch.float32 and logits.grad.dtype == torch.bfloat16
+
+    as_fp32 = logits.detach().float().requires_grad_()  # the same values, in fp32
+    expected, _ = criterion(as_fp32, target)
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(logits.grad, as_fp32.grad.bfloat16())
 
 
 def test_a_second_backward_is_refused_not_silently_wrong():

@@ -170,3 +170,29 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path):
     resumed = run(cmd)
     assert f"resuming from {last}" in resumed.stdout + resumed.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 4
+
+
+@pytest.mark.parametrize(("saved", "configured"), [(None, True), (True, False)])
+def test_a_resumed_optimizer_takes_the_configured_fused_setting(saved, configured):
+    """torch restores saved param groups whole: a checkpoint written unfused (all of them before
+    fused Adam was the default) must not leave the resumed optimizer unfused, nor the reverse."""
+    import functools
+
+    from attnlab.module import Seq2SeqModule
+
+    model = torch.nn.Linear(3, 3)
+    module = Seq2SeqModule(
+        model=model,
+        criterion=torch.nn.Identity(),
+        optimizer=functools.partial(torch.optim.Adam, lr=1e-3, fused=configured),
+    )
+    saved_optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=saved)
+    model(torch.ones(1, 3)).sum().backward()
+    saved_optimizer.step()
+    checkpoint = {"optimizer_states": [saved_optimizer.state_dict()]}
+
+    module.on_load_checkpoint(checkpoint)
+    optimizer = module.configure_optimizers()
+    optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+    assert optimizer.param_groups[0]["fused"] is configured
+    optimizer.step()  # and it steps

@@ -13,11 +13,13 @@ import functools
 import sys
 from collections.abc import Callable
 from importlib.resources import files
-from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11; attnlab supports 3.10
+    from importlib.resources.abc import Traversable
 
 CONFIG_PACKAGE = "attnlab.conf"
 HELP_FLAGS = ("--help", "-h")

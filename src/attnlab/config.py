@@ -232,7 +232,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
     require(
         not (
-            str(cfg.trainer.get("precision")).startswith("16")
+            str(cfg.trainer.get("precision")) in ("16", "16-mixed")  # the ones with a scaler
             and cfg.trainer.get("gradient_clip_val")
             and cfg.optim.optimizer.get("fused")
         ),

@@ -125,7 +125,9 @@ def _best_extensions(
     A beam contributes at most ``width`` extensions to its sentence's best ``width``, so its own
     best ``width`` tokens suffice: the V-wide work is one top-k per beam in the logits' dtype,
     and only K*width candidates get the score dtype (the naive way adds and ranks n*K*V float64s;
-    that was 40% of beam search time on a CPU).
+    that was 40% of beam search time on a CPU). With float64 scores the adding cannot merge two
+    different log-probs into a tie; with float32 scores (MPS only) it can, and such a tie may
+    then go to a higher index than the naive way would give it.
     """
     n, k = scores.shape
     vocab = lprobs.size(1)

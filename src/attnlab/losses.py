@@ -116,7 +116,9 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_loss: torch.Tensor, _grad_nll: Any) -> tuple:
-        if ctx.used:  # the saved log-probs were overwritten by the first backward
+        # The saved log-probs become the gradient in place: a second backward through the same
+        # graph (retain_graph, gradcheck, jacobian) would read garbage, so it is refused.
+        if ctx.used:
             raise RuntimeError("the label-smoothed loss cannot be back-propagated twice")
         ctx.used = True
         lprobs, target, keep = ctx.saved_tensors

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from attnlab.checkpoints import CHECKPOINT_KEY, checkpoint_metadata
@@ -68,9 +69,11 @@ class Seq2SeqModule(L.LightningModule):
 
     # -- training ------------------------------------------------------------------------------
     def configure_model(self) -> None:
-        # Only training runs the compiled forward; decoding goes through encode/decode_step.
+        # Compiled when fitting: the training forward and the validation loss go through it
+        # (eval mode is a second graph); decoding (encode/decode_step) never does.
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
         if self.compile_options is not None and fitting and not _is_compiled(self.model):
+            _check_compile_backend(self.compile_options.get("backend", "inductor"))
             self.model.compile(**self.compile_options)  # in place: state_dict keys unchanged
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -225,6 +228,14 @@ class Seq2SeqModule(L.LightningModule):
         state = checkpoint.get("rng_state")
         if state is not None:
             torch.set_rng_state(state["torch"])
+        # torch restores saved param groups whole, ``fused`` included: without this a run saved
+        # unfused would resume unfused under a fused optimizer object (whose step then breaks
+        # with an fp16 grad scaler), and the reverse. The configured value wins.
+        keywords = getattr(self.optimizer_factory, "keywords", {})
+        if "fused" in keywords:
+            for optimizer_state in checkpoint.get("optimizer_states", []):
+                for group in optimizer_state.get("param_groups", []):
+                    group["fused"] = keywords["fused"]
 
 
 def _compile_options(compile: Any) -> dict[str, Any] | None:
@@ -242,7 +253,12 @@ def _compile_options(compile: Any) -> dict[str, Any] | None:
     modes = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
     mode = compile.get("mode")
     require(mode in modes, "module.compile.mode", f"must be one of {modes}, got {mode!r}")
-    backend = compile.get("backend", "inductor")
+    return OmegaConf.to_container(compile) if isinstance(compile, DictConfig) else dict(compile)
+
+
+def _check_compile_backend(backend: Any) -> None:
+    # Checked when compiling, not when the module is built: evaluation rebuilds the module from
+    # the training config and must not need the training machine's backends.
     if isinstance(backend, str):
         import torch._dynamo
 
@@ -250,7 +266,6 @@ def _compile_options(compile: Any) -> dict[str, Any] | None:
         require(
             backend in backends, "module.compile.backend", f"unknown backend; known: {backends}"
         )
-    return dict(compile)
 
 
 def _is_compiled(model: nn.Module) -> bool:
