@@ -65,7 +65,7 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
         (["optim.scheduler.warmup_steps=0"], "optim.scheduler.warmup_steps", "positive"),
         (["optim.optimizer.lr=-0.1"], "optim.optimizer", "Invalid learning rate"),
         (
-            ["trainer.precision=16-mixed", "trainer.gradient_clip_val=1.0"],
+            ["trainer=gpu", "trainer.gradient_clip_val=1.0", "optim.optimizer.fused=true"],
             "optim.optimizer.fused",
             "cannot clip",
         ),
@@ -138,3 +138,21 @@ def test_combinations_that_would_fail_mid_training_are_refused_up_front(make_cfg
     with pytest.raises(ConfigError) as error:
         validate_train_config(cfg)
     assert error.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fused"),
+    [
+        ([], True),  # CPU, fp32
+        (["trainer=gpu"], True),  # bf16-mixed, no clipping
+        (["trainer=gpu", "trainer.gradient_clip_val=1.0"], False),  # Lightning cannot clip it
+        (["trainer.gradient_clip_val=1.0"], True),  # fp32 clips a fused optimizer fine
+        (["experiment=an4/transformer", "trainer=gpu"], False),  # an experiment that clips
+    ],
+)
+def test_adam_is_fused_unless_lightning_must_clip_mixed_precision_gradients(
+    make_cfg, overrides, fused
+):
+    cfg = make_cfg(*overrides, base=["logger=csv"])
+    assert cfg.optim.optimizer.fused is fused
+    validate_train_config(cfg)  # and the result is accepted

@@ -34,8 +34,19 @@ def scaled(value: int, numerator: int, denominator: int = 1) -> int:
     return result
 
 
+MIXED_PRECISIONS = ("16", "16-mixed", "bf16", "bf16-mixed")
+
+
+def fusable(precision: Any, gradient_clip_val: Any) -> bool:
+    """``${fusable:${trainer.precision},${trainer.gradient_clip_val}}``: whether the optimizer
+    may be fused. Lightning's mixed-precision plugin (fp16 and bf16 autocast) refuses to clip
+    the gradients of an optimizer that unscales them itself, as fused ones do."""
+    return not (str(precision) in MIXED_PRECISIONS and gradient_clip_val)
+
+
 def register_resolvers() -> None:
-    for name, function in (("noam_peak_lr", noam_peak_lr), ("scaled", scaled)):
+    resolvers = (("noam_peak_lr", noam_peak_lr), ("scaled", scaled), ("fusable", fusable))
+    for name, function in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
 
@@ -232,13 +243,12 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
     require(
         not (
-            str(cfg.trainer.get("precision")) in ("16", "16-mixed")  # the ones with a scaler
-            and cfg.trainer.get("gradient_clip_val")
-            and cfg.optim.optimizer.get("fused")
+            cfg.optim.optimizer.get("fused")
+            and not fusable(cfg.trainer.get("precision"), cfg.trainer.get("gradient_clip_val"))
         ),
         "optim.optimizer.fused",
-        "a fused optimizer unscales fp16 gradients itself, so Lightning cannot clip them first "
-        "(trainer.gradient_clip_val): set optim.optimizer.fused=false or use bf16-mixed",
+        "Lightning cannot clip (trainer.gradient_clip_val) the gradients of a fused optimizer "
+        "under mixed precision: set optim.optimizer.fused=false, or clip nothing",
     )
     require(
         cfg.criterion.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
