@@ -196,3 +196,23 @@ def test_a_resumed_optimizer_takes_the_configured_fused_setting(saved, configure
     optimizer.load_state_dict(checkpoint["optimizer_states"][0])
     assert optimizer.param_groups[0]["fused"] is configured
     optimizer.step()  # and it steps
+
+
+def test_a_sweep_job_refuses_to_start_after_attnlab_files_changed(make_cfg, monkeypatch, tmp_path):
+    """A multirun composes each job from conf/ but runs the code it loaded at the start."""
+    import attnlab.train as train_module
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "old.yaml").write_text("a: 1\n")
+    os.utime(conf / "old.yaml", (1_000, 1_000))
+    (conf / "edited.yaml").write_text("a: 2\n")
+    assert train_module.changed_since([conf], moment=2_000) == [str(conf / "edited.yaml")]
+
+    cfg = make_cfg("debug=fdr")
+    monkeypatch.setattr(train_module, "in_multirun", lambda: True)
+    monkeypatch.setattr(train_module, "CODE_LOADED_AT", 0.0)  # every file is "newer"
+    with pytest.raises(train_module.SourceChanged, match="Run the same command again"):
+        train_module.train(cfg)
+    monkeypatch.setattr(train_module, "CODE_LOADED_AT", time.time() + 60)
+    assert train_module.train(cfg)["global_step"] == 1  # nothing changed: the job runs

@@ -20,6 +20,54 @@ from attnlab.config import register_resolvers
 
 log = logging.getLogger("attnlab.train")
 register_resolvers()
+# When this process loaded attnlab's code; Hydra reads conf/ again for every job of a multirun.
+CODE_LOADED_AT = time.time()
+
+
+class SourceChanged(RuntimeError):
+    """attnlab's code or configs changed on disk after this process loaded them."""
+
+
+def changed_since(roots: list[Path], moment: float) -> list[str]:
+    """The .py and .yaml files under ``roots`` modified after ``moment``."""
+    return sorted(
+        str(path)
+        for root in roots
+        for path in root.rglob("*")
+        if path.suffix in (".py", ".yaml") and path.stat().st_mtime > moment
+    )
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra (the Python API, tests)
+        return False
+
+
+def check_source_unchanged() -> None:
+    """A multirun composes each job from conf/ when the job starts but runs the code it loaded
+    at the start: after an edit (an editable install), a job would mix new configs with old
+    code, and record a commit it is not running. Refuse it, saying what changed."""
+    if not in_multirun():
+        return
+    import importlib.util
+
+    conf = importlib.util.find_spec("attnlab.conf")
+    roots = [Path(__file__).parent, *map(Path, conf.submodule_search_locations or [])]
+    changed = changed_since(roots, CODE_LOADED_AT)
+    if changed:
+        shown = ", ".join(changed[:3]) + (
+            f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        )
+        raise SourceChanged(
+            f"attnlab's files changed after this sweep started ({shown}); its later jobs would "
+            "mix the new configs with the code it loaded. Run the same command again: finished "
+            "jobs are skipped and the rest run the new code"
+        )
 
 
 def build_loggers(cfg: DictConfig, output_dir: Path) -> list[Any]:
@@ -118,6 +166,7 @@ def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     from attnlab.config import build, validate_train_config
 
+    check_source_unchanged()
     validate_train_config(cfg)
 
     import lightning as L
@@ -293,6 +342,9 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         log.error("config error: %s", error)
         raise SystemExit(f"attnlab: config error: {error}") from None
+    except SourceChanged as error:
+        log.error("%s", error)
+        raise SystemExit(f"attnlab: {error}") from None
     except RunPreempted as stop:
         log.warning(
             "stopped by signal %d; saved %s: run the same command to resume",
