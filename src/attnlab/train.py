@@ -136,18 +136,12 @@ def prepare_ddp_in_multirun(cfg: DictConfig, output_dir: Path) -> None:
     import sys
 
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
     from omegaconf import read_write
 
     strategy = str(cfg.trainer.get("strategy", ""))
-    if "ddp" not in strategy or "spawn" in strategy:
+    if "ddp" not in strategy or "spawn" in strategy or not in_multirun():
         return
-    try:
-        hydra_cfg = HydraConfig.get()
-    except ValueError:
-        return
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return
+    hydra_cfg = HydraConfig.get()
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
     with read_write(hydra_cfg):
         hydra_cfg.run.dir = str(output_dir)
