@@ -44,8 +44,9 @@ def compose_config(overrides: list[str], tmp_path: Path, config_name: str = "tra
 
 TOY = ["experiment=toy", "logger=csv", "trainer.max_time=null", "trainer.enable_progress_bar=false"]
 # Learning tests stop as soon as the validation score says the task is learnt (Lightning's
-# EarlyStopping threshold); the test split then has to agree.
+# EarlyStopping threshold); the test split then has to agree, scored with that checkpoint.
 STOP_WHEN_LEARNT = (
+    "average_last=0",
     "callbacks.early_stopping=null",  # replace whatever the experiment set, whole
     "callbacks.early_stopping={_target_:lightning.pytorch.callbacks.EarlyStopping,"
     "monitor:'val/score',mode:max,patience:1000,stopping_threshold:99.5}",

@@ -64,8 +64,13 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
         (["data.num_workers=-1"], "data.num_workers", ">= 0"),
         (["optim.scheduler.warmup_steps=0"], "optim.scheduler.warmup_steps", "positive"),
         (["optim.optimizer.lr=-0.1"], "optim.optimizer", "Invalid learning rate"),
+        (["average_last=-2"], "average_last", ">= 0"),
         (
-            ["trainer=gpu", "trainer.gradient_clip_val=1.0", "optim.optimizer.fused=true"],
+            [
+                "trainer.precision=bf16-mixed",
+                "trainer.gradient_clip_val=1.0",
+                "optim.optimizer.fused=true",
+            ],
             "optim.optimizer.fused",
             "cannot clip",
         ),
@@ -143,10 +148,11 @@ def test_combinations_that_would_fail_mid_training_are_refused_up_front(make_cfg
 @pytest.mark.parametrize(
     ("overrides", "fused"),
     [
-        ([], True),  # CPU, fp32
+        (["trainer.precision=32-true"], True),  # CPU, fp32
         (["trainer=gpu"], True),  # bf16-mixed, no clipping
         (["trainer=gpu", "trainer.gradient_clip_val=1.0"], False),  # Lightning cannot clip it
-        (["trainer.gradient_clip_val=1.0"], True),  # fp32 clips a fused optimizer fine
+        (["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0"], False),  # CPU bf16
+        (["trainer.precision=32-true", "trainer.gradient_clip_val=1.0"], True),  # fp32 clips it
         (["experiment=an4/transformer", "trainer=gpu"], False),  # an experiment that clips
     ],
 )
@@ -156,3 +162,22 @@ def test_adam_is_fused_unless_lightning_must_clip_mixed_precision_gradients(
     cfg = make_cfg(*overrides, base=["logger=csv"])
     assert cfg.optim.optimizer.fused is fused
     validate_train_config(cfg)  # and the result is accepted
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision"),
+    [
+        ("fpu sse2 avx512f avx512_bf16 avx512_vnni", "bf16-mixed"),  # AMD Zen 4, Intel Cooper Lake
+        ("fpu sse2 avx512f amx_bf16 amx_tile", "bf16-mixed"),  # Intel Sapphire Rapids
+        ("fpu sse2 avx2 avx512f", "32-true"),  # AVX-512 without bf16: emulated, many times slower
+    ],
+)
+def test_cpu_precision_is_bf16_only_where_the_cpu_multiplies_bf16(
+    monkeypatch, tmp_path, flags, precision
+):
+    import attnlab.config
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")
+    monkeypatch.setattr(attnlab.config, "CPUINFO", cpuinfo)
+    assert attnlab.config.cpu_precision() == precision

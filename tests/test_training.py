@@ -131,6 +131,42 @@ def test_train_then_eval_reproduces_the_test_metric(make_cfg, tmp_path):
     assert (tmp_path / "eval" / "hypotheses" / "test.hyp.txt").read_text() == trained
 
 
+def test_average_last_scores_the_mean_of_the_newest_step_checkpoints(make_cfg, tmp_path):
+    import torch
+
+    metrics = train(
+        make_cfg(
+            "trainer.max_epochs=2",
+            "average_last=3",
+            "callbacks.step_checkpoint.every_n_train_steps=4",
+            output_dir=tmp_path / "train",
+        )
+    )
+    checkpoints = tmp_path / "train" / "checkpoints"
+    kept = sorted(checkpoints.glob("step*.ckpt"))
+    assert len(kept) == 3  # only the newest three step checkpoints are kept
+    assert metrics["averaged_from"] == [str(p) for p in kept]
+    assert metrics["tested_checkpoint"] == str(checkpoints / "averaged.ckpt")
+    averaged = torch.load(checkpoints / "averaged.ckpt", weights_only=True)["state_dict"]
+    inputs = [torch.load(p, weights_only=True)["state_dict"] for p in kept]
+    for name, tensor in averaged.items():
+        if tensor.is_floating_point():
+            mean = sum(w[name].double() for w in inputs) / 3
+            torch.testing.assert_close(tensor, mean.to(tensor.dtype))
+    assert not torch.equal(inputs[0][next(iter(averaged))], inputs[2][next(iter(averaged))])
+    # The score in metrics.json is the averaged model's: attnlab-eval of it agrees.
+    result = evaluate(
+        compose_config(
+            [f"ckpt_path={metrics['tested_checkpoint']}", "data.split=test"],
+            tmp_path / "eval",
+            config_name="eval",
+        )
+    )
+    assert result["test"]["test"]["bleu"] == pytest.approx(
+        metrics["test"]["test"]["bleu"], abs=1e-9
+    )
+
+
 def test_eval_with_beam_search_writes_metrics(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=2", output_dir=tmp_path / "train"))
     eval_cfg = compose_config(

@@ -13,6 +13,8 @@ other checkpoint; it holds no optimizer state (it is for evaluation, not for res
 from __future__ import annotations
 
 import argparse
+import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,15 +65,39 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     return result
 
 
+_STEP_NAME = re.compile(r"step=?(\d+)\.ckpt")
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's step checkpoints (``stepNNNNNN.ckpt``, or ``step=NNNNNN.ckpt`` as older runs
+    named them), oldest first."""
+    found = (run_dir / "checkpoints").glob("step*.ckpt")
+    numbered = [(int(m.group(1)), p) for p in found if (m := _STEP_NAME.fullmatch(p.name))]
+    return [path for _, path in sorted(numbered)]
+
+
 def newest_step_checkpoints(run_dir: Path, last: int) -> list[Path]:
-    """The ``last`` step checkpoints of a run (``step=NNNNNN.ckpt``), oldest first."""
-    found = sorted((run_dir / "checkpoints").glob("step=*.ckpt"))
+    """The ``last`` step checkpoints of a run, oldest first; fewer is an error."""
+    found = step_checkpoints(run_dir)
     if len(found) < last:
         raise SystemExit(
             f"attnlab-average: {run_dir} has {len(found)} step checkpoints, {last} wanted "
             "(train with callbacks.step_checkpoint.save_top_k=-1 to keep them)"
         )
     return found[-last:]
+
+
+def write_average_of_newest(run_dir: Path, last: int) -> tuple[Path, list[Path]] | None:
+    """Average up to ``last`` of the run's newest step checkpoints into
+    ``checkpoints/averaged.ckpt``; None when the run wrote none."""
+    inputs = step_checkpoints(run_dir)[-last:]
+    if not inputs:
+        return None
+    output = run_dir / "checkpoints" / "averaged.ckpt"
+    buffer = io.BytesIO()
+    torch.save(average_checkpoints(inputs), buffer)
+    atomic_write_bytes(output, buffer.getvalue())
+    return output, inputs
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -87,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         averaged = average_checkpoints(paths)
     except (CheckpointError, ConfigError) as error:
         raise SystemExit(f"attnlab-average: {error}") from None
-    import io
-
     buffer = io.BytesIO()
     torch.save(averaged, buffer)
     atomic_write_bytes(args.output, buffer.getvalue())

@@ -138,12 +138,14 @@ class AttentionMaps(L.Callback):
         for logger in trainer.loggers:
             if type(logger).__name__ != "WandbLogger":
                 continue
-            logger.log_image(
-                key="val/attention",
-                images=[str(r.path) for r in rendered],
-                caption=[r.hypothesis for r in rendered],
-                step=trainer.global_step,
-            )
+            # One key per validation sentence: W&B draws a list of differently sized images wrongly.
+            for index, picture in enumerate(rendered):
+                logger.log_image(
+                    key=f"val/attention_{index}",
+                    images=[str(picture.path)],
+                    caption=[picture.hypothesis],
+                    step=trainer.global_step,
+                )
             if samples:
                 logger.log_text(
                     key="val/samples",

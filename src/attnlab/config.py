@@ -14,6 +14,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_object, instantiate
@@ -44,8 +45,39 @@ def fusable(precision: Any, gradient_clip_val: Any) -> bool:
     return not (str(precision) in MIXED_PRECISIONS and gradient_clip_val)
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (x86 AVX512-BF16 or AMX-BF16).
+
+    Read from /proc/cpuinfo where there is one, so a config resolves without importing torch.
+    """
+    if CPUINFO.exists():
+        flags = set()
+        for line in CPUINFO.read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                flags.update(line.partition(":")[2].split())
+                break
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    import torch
+
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def cpu_precision() -> str:
+    """``${cpu_precision:}``: bf16 autocast where the CPU has bf16 matrix instructions (there it
+    trains 1.4-2x faster), else fp32 (without them, emulated bf16 is many times slower)."""
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
 def register_resolvers() -> None:
-    resolvers = (("noam_peak_lr", noam_peak_lr), ("scaled", scaled), ("fusable", fusable))
+    resolvers = (
+        ("noam_peak_lr", noam_peak_lr),
+        ("scaled", scaled),
+        ("fusable", fusable),
+        ("cpu_precision", cpu_precision),
+    )
     for name, function in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
@@ -249,6 +281,12 @@ def validate_train_config(cfg: DictConfig) -> None:
         "optim.optimizer.fused",
         "Lightning cannot clip (trainer.gradient_clip_val) the gradients of a fused optimizer "
         "under mixed precision: set optim.optimizer.fused=false, or clip nothing",
+    )
+    average_last = cfg.get("average_last", 0)
+    require(
+        isinstance(average_last, int) and not isinstance(average_last, bool) and average_last >= 0,
+        "average_last",
+        f"must be a whole number of step checkpoints >= 0 (0: test the best), got {average_last!r}",
     )
     require(
         cfg.criterion.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),

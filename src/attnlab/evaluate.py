@@ -15,10 +15,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab.cli import hydra_app
-from attnlab.config import register_resolvers
+from attnlab.config import MIXED_PRECISIONS, cpu_precision, register_resolvers
 
 log = logging.getLogger("attnlab.evaluate")
 register_resolvers()
+
+
+def precision_as_trained(trained: Any, trainer_cfg: DictConfig) -> str:
+    """``trainer.precision=null``: the precision the checkpoint trained in, so its scores are
+    reproduced; on a CPU, fp32 instead of a mixed precision this CPU cannot run fast."""
+    trained = str(trained or "32-true")
+    if trainer_cfg.get("accelerator") == "cpu" and trained in MIXED_PRECISIONS:
+        return cpu_precision()
+    return trained
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -58,8 +67,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     module.output_dir = output_dir
 
+    trainer_cfg = cfg.trainer
+    if trainer_cfg.get("precision") is None:
+        trainer_cfg = OmegaConf.merge(
+            trainer_cfg,
+            {"precision": precision_as_trained(train_cfg.trainer.get("precision"), trainer_cfg)},
+        )
     trainer = instantiate(
-        cfg.trainer, logger=False, callbacks=[], max_time=None, enable_checkpointing=False
+        trainer_cfg, logger=False, callbacks=[], max_time=None, enable_checkpointing=False
     )
     trainer.test(module, datamodule=datamodule)
     split = cfg.data.split

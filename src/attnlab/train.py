@@ -157,6 +157,28 @@ def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
     return ckpt_path
 
 
+def average_newest(
+    trainer: Any, output_dir: Path, last: int, fallback: str | None
+) -> tuple[str | None, list[str] | None]:
+    """The checkpoint to test under ``average_last``: the mean of the newest ``last`` step
+    checkpoints (rank 0 writes it), or ``fallback`` when the run wrote none."""
+    from attnlab.average import step_checkpoints, write_average_of_newest
+
+    if trainer.is_global_zero:
+        written = write_average_of_newest(output_dir, last)
+        if written is None:
+            log.warning(
+                "average_last=%d: no step checkpoints to average; testing %s", last, fallback
+            )
+        else:
+            log.info("testing the average of %d step checkpoints: %s", len(written[1]), written[0])
+    trainer.strategy.barrier()
+    inputs = step_checkpoints(output_dir)[-last:]
+    if not inputs:
+        return fallback, None
+    return str(output_dir / "checkpoints" / "averaged.ckpt"), [str(p) for p in inputs]
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     from attnlab.config import build, validate_train_config
 
@@ -267,9 +289,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     train_seconds = time.time() - started
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+    # After training: the best checkpoint, or the average of the newest step checkpoints;
+    # with train=false: the checkpoint given.
+    tested = best if cfg.get("train", True) else ckpt_path
+    averaged_from = None
+    if cfg.get("train", True) and cfg.get("average_last", 0):
+        tested, averaged_from = average_newest(trainer, output_dir, cfg.average_last, best)
     if cfg.get("test", True):
-        # After training: the best checkpoint; with train=false: the checkpoint given.
-        tested = best if cfg.get("train", True) else ckpt_path
         trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
 
     metrics = {
@@ -284,6 +310,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "world_size": trainer.world_size,
         "global_step": trainer.global_step,
         "best_checkpoint": best,
+        "tested_checkpoint": tested,
+        "averaged_from": averaged_from,
         "truncated_examples": datamodule.truncated,  # by split: cut to the position limits
         "skipped_batches": module.skipped_batches,  # non-finite losses (module.nonfinite_loss=skip)
         "git_sha": commit,
