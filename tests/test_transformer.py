@@ -118,3 +118,37 @@ def test_beam_size_one_equals_greedy_on_the_transformer(length_penalty):
 def test_post_ln_is_the_default_and_pre_ln_adds_final_norms():
     assert isinstance(tiny().encoder_norm, torch.nn.Identity)
     assert isinstance(tiny(norm_position="pre").encoder_norm, torch.nn.LayerNorm)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bf16_cpu_training_attention_matches_fp32_sdpa_in_value_and_gradient(monkeypatch, causal):
+    # bf16 training on a CPU takes the matmul path (SDPA's bf16 CPU backward is slow); it
+    # must compute what fp32 SDPA computes, to bf16 accuracy, gradients included.
+    from attnlab.models import attention
+    from attnlab.models.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(64, 4, 16, 16, 0.0)
+    x = torch.randn(3, 7, 64)
+    keys_allowed = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+    keys_allowed[1, ..., 5:] = False  # a padded sentence
+
+    def run(dtype_context):
+        layer.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        with dtype_context:
+            out, _ = layer(inputs, attn_mask=None if causal else keys_allowed, is_causal=causal)
+        out.float().square().sum().backward()
+        return out.float(), inputs.grad, layer.q_proj.weight.grad.clone()
+
+    reference = run(torch.autocast("cpu", enabled=False))
+    sdpa = attention.F.scaled_dot_product_attention
+
+    def no_bf16_sdpa(q, *args, **kwargs):
+        assert q.dtype != torch.bfloat16, "bf16 CPU training went through SDPA"
+        return sdpa(q, *args, **kwargs)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", no_bf16_sdpa)
+    bf16 = run(torch.autocast("cpu", dtype=torch.bfloat16))
+    for got, want in zip(bf16, reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=0.05, atol=0.05 * want.abs().max().item())
