@@ -83,6 +83,11 @@ def job_state(job_id: str) -> str:
     return queue.stdout.strip()
 
 
+def node_states() -> set[str]:
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)
+    return set(nodes.stdout.split())
+
+
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -123,8 +128,15 @@ def test_a_preempted_slurm_job_saves_is_requeued_and_resumes_to_the_end(tmp_path
     signalled = subprocess.run(["scancel", "--signal=USR2", job_id], capture_output=True, text=True)
     assert signalled.returncode == 0, signalled.stderr
     # SLURM holds a requeued job for about two minutes before it may start again; a test need
-    # not wait that out, so once the job is back in the queue it is made eligible at once.
-    wait_for(lambda: job_state(job_id) == "PENDING", 300, "the job to be requeued", process)
+    # not wait that out, so once the job is back in the queue it is made eligible at once. But
+    # not before the node has finished the first run (its step can take seconds to end): a job
+    # launched on a node still completing it fails at once (seen here, 2026-12-01).
+    wait_for(
+        lambda: job_state(job_id) == "PENDING" and node_states() == {"idle"},
+        300,
+        "the job to be requeued and its node to be idle",
+        process,
+    )
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
     out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err[-3000:]
