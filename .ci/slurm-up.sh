@@ -10,7 +10,12 @@ mkdir -p /etc/munge /var/log/munge /var/lib/munge /run/munge
 [ -f /etc/munge/munge.key ] || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
 chown -R munge:munge /etc/munge /var/log/munge /var/lib/munge /run/munge
 chmod 400 /etc/munge/munge.key
-pgrep -x munged >/dev/null || munged --force
+# A munged still exiting (slurm-down just ran) or still starting has no socket yet: retry.
+for _ in $(seq 20); do
+  pgrep -x munged >/dev/null || munged --force
+  if munge -n 2>/dev/null | unmunge 2>/dev/null | grep -q Success; then break; fi
+  sleep 0.5
+done
 munge -n | unmunge | grep -q Success
 
 host=$(hostname)
