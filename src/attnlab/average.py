@@ -87,17 +87,11 @@ def newest_step_checkpoints(run_dir: Path, last: int) -> list[Path]:
     return found[-last:]
 
 
-def write_average_of_newest(run_dir: Path, last: int) -> tuple[Path, list[Path]] | None:
-    """Average up to ``last`` of the run's newest step checkpoints into
-    ``checkpoints/averaged.ckpt``; None when the run wrote none."""
-    inputs = step_checkpoints(run_dir)[-last:]
-    if not inputs:
-        return None
-    output = run_dir / "checkpoints" / "averaged.ckpt"
+def save_average(paths: Sequence[str | Path], output: Path) -> None:
+    """Write the average of ``paths`` to ``output`` (atomically)."""
     buffer = io.BytesIO()
-    torch.save(average_checkpoints(inputs), buffer)
+    torch.save(average_checkpoints(paths), buffer)
     atomic_write_bytes(output, buffer.getvalue())
-    return output, inputs
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -110,12 +104,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if len(paths) == 1 and paths[0].is_dir():
         paths = newest_step_checkpoints(paths[0], args.last)
     try:
-        averaged = average_checkpoints(paths)
+        save_average(paths, args.output)
     except (CheckpointError, ConfigError) as error:
         raise SystemExit(f"attnlab-average: {error}") from None
-    buffer = io.BytesIO()
-    torch.save(averaged, buffer)
-    atomic_write_bytes(args.output, buffer.getvalue())
     print(f"{args.output}: the average of {len(paths)} checkpoints")
 
 

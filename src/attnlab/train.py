@@ -162,21 +162,18 @@ def average_newest(
 ) -> tuple[str | None, list[str] | None]:
     """The checkpoint to test under ``average_last``: the mean of the newest ``last`` step
     checkpoints (rank 0 writes it), or ``fallback`` when the run wrote none."""
-    from attnlab.average import step_checkpoints, write_average_of_newest
+    from attnlab.average import save_average, step_checkpoints
 
-    if trainer.is_global_zero:
-        written = write_average_of_newest(output_dir, last)
-        if written is None:
-            log.warning(
-                "average_last=%d: no step checkpoints to average; testing %s", last, fallback
-            )
-        else:
-            log.info("testing the average of %d step checkpoints: %s", len(written[1]), written[0])
-    trainer.strategy.barrier()
     inputs = step_checkpoints(output_dir)[-last:]
     if not inputs:
+        log.warning("average_last=%d: no step checkpoints to average; testing %s", last, fallback)
         return fallback, None
-    return str(output_dir / "checkpoints" / "averaged.ckpt"), [str(p) for p in inputs]
+    averaged = output_dir / "checkpoints" / "averaged.ckpt"
+    if trainer.is_global_zero:
+        save_average(inputs, averaged)
+        log.info("testing the average of %d step checkpoints: %s", len(inputs), averaged)
+    trainer.strategy.barrier()
+    return str(averaged), [str(p) for p in inputs]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
