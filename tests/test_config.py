@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -10,6 +11,8 @@ from hydra.utils import instantiate
 
 from attnlab.config import validate_train_config
 from attnlab.config_errors import ConfigError
+from attnlab.models.arguments import ARGUMENT_CHECKS
+from attnlab.signatures import NO_DEFAULT, source_signature
 
 MODELS = [
     "transformer",
@@ -129,6 +132,57 @@ def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
     )
     assert result.returncode != 0
     assert "model.n_heads" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.n_heads=3", "model.n_heads"),
+        ("+model.d_modle=64", "model.d_modle"),
+        ("model.dropout=-0.1", "model.dropout"),
+        ("model=rnn_luong model.score=cosine", "model.score"),
+        ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+        ("decode.strategy=sample", "decode.strategy"),
+        ("average_last=-1", "average_last"),
+    ],
+)
+def test_common_config_errors_are_named_before_torch_is_imported(tmp_path, override, key):
+    # Importing torch takes seconds on a small machine; these mistakes must not wait for it.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "attnlab.train",
+            *override.split(),
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"config error: {key}:" in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "torch" not in imported
+
+
+@pytest.mark.parametrize("target", sorted(ARGUMENT_CHECKS))
+def test_source_signatures_match_the_imported_models(target):
+    from hydra.utils import get_object
+
+    imported = inspect.signature(get_object(target).__init__).parameters
+    read = source_signature(target)
+    assert read.parameters == tuple(name for name in imported if name != "self")
+    for name, parameter in imported.items():
+        if name != "self":
+            default = parameter.default
+            assert read.defaults[name] == (
+                NO_DEFAULT if default is inspect.Parameter.empty else default
+            )
+    # each argument check takes only arguments the model has
+    assert set(inspect.signature(ARGUMENT_CHECKS[target]).parameters) <= set(read.parameters)
 
 
 @pytest.mark.parametrize(

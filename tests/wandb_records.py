@@ -28,8 +28,9 @@ def read_payloads(path: Path) -> list[bytes]:
             offset += room
             continue
         _crc, length, kind = CHUNK.unpack_from(data, offset)
-        if kind == 0 and length == 0:
-            break
+        if kind == 0 and length == 0:  # zero padding: the writer went on in the next block
+            offset += room
+            continue
         body = data[offset + CHUNK.size : offset + CHUNK.size + length]
         offset += CHUNK.size + length
         if kind == FULL:

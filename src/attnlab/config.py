@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from attnlab.config_errors import ConfigError, require
 from attnlab.optim import noam_peak_lr
+from attnlab.signatures import NO_DEFAULT, accepts, source_signature, type_name
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -97,27 +97,6 @@ def _type_hints(target: Callable) -> dict[str, Any]:
         return {}
 
 
-def _accepts(hint: Any, value: Any) -> bool:
-    if value is None or hint is Any:
-        return True  # None: "use the default"; checked by the component itself
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(arg, value) for arg in typing.get_args(hint) if arg is not type(None))
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
-        return isinstance(value, list | tuple | ListConfig)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict | DictConfig)
-    return True
-
-
 def check_node(node: DictConfig, path: str) -> None:
     """Check one ``_target_`` node's keys and value types against its target's signature."""
     try:
@@ -125,9 +104,22 @@ def check_node(node: DictConfig, path: str) -> None:
     except Exception as error:
         raise ConfigError(f"{path}._target_", f"cannot import {node._target_!r}: {error}") from None
     signature = _signature_of(target)
-    params = {n: p for n, p in signature.parameters.items() if n != "self"}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    hints = _type_hints(target)
+    params = [n for n in signature.parameters if n != "self"]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    _check_keys(node, path, params, takes_any, _type_hints(target))
+
+
+def check_node_from_source(node: DictConfig, path: str) -> None:
+    """:func:`check_node` for attnlab targets, reading their source instead of importing them
+    (no torch); other targets are left to :func:`check_node`."""
+    signature = source_signature(str(node._target_))
+    if signature is not None:
+        _check_keys(node, path, signature.parameters, signature.takes_any, signature.hints)
+
+
+def _check_keys(
+    node: DictConfig, path: str, params: Sequence[str], takes_any: bool, hints: dict[str, Any]
+) -> None:
     for key in node:
         if key in _HYDRA_KEYS:
             continue
@@ -141,25 +133,44 @@ def check_node(node: DictConfig, path: str) -> None:
         if OmegaConf.is_config(value) or value._is_interpolation():
             continue
         raw = value._value()
-        if key in hints and not _accepts(hints[key], raw):
-            raise ConfigError(f"{path}.{key}", f"expected {_type_name(hints[key])}, got {raw!r}")
+        if key in hints and not accepts(hints[key], raw):
+            raise ConfigError(f"{path}.{key}", f"expected {type_name(hints[key])}, got {raw!r}")
 
 
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
-def _walk_targets(node: Any, path: str) -> None:
+def _walk_targets(
+    node: Any, path: str, check: Callable[[DictConfig, str], None] = check_node
+) -> None:
     if isinstance(node, DictConfig):
         if "_target_" in node:
-            check_node(node, path)
+            check(node, path)
         for key in node:
             child = node._get_node(key)
             if OmegaConf.is_config(child):
-                _walk_targets(child, f"{path}.{key}" if path else str(key))
+                _walk_targets(child, f"{path}.{key}" if path else str(key), check)
     elif isinstance(node, ListConfig):
         for index, child in enumerate(node):
-            _walk_targets(child, f"{path}[{index}]")
+            _walk_targets(child, f"{path}[{index}]", check)
+
+
+def check_model_arguments(model: DictConfig) -> None:
+    """The model's own argument checks (``attnlab.models.arguments``), run without torch on the
+    configured values and the defaults read from the model's source."""
+    from attnlab.models.arguments import ARGUMENT_CHECKS
+
+    target = str(model.get("_target_"))
+    check, signature = ARGUMENT_CHECKS.get(target), source_signature(target)
+    if check is None or signature is None:
+        return
+    values = {**signature.defaults, **OmegaConf.to_container(model, resolve=True)}
+    arguments = {name: values.get(name, NO_DEFAULT) for name in inspect.signature(check).parameters}
+    if any(value is NO_DEFAULT for value in arguments.values()):
+        return  # a default that is not a literal: the model checks it when it is built
+    try:
+        check(**arguments)
+    except ConfigError as error:
+        raise error.under("model") from None
+    except TypeError:  # e.g. a null size: the model's construction names it
+        return
 
 
 def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
@@ -260,17 +271,11 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise ConfigError(
             getattr(error, "full_key", "config") or "config", str(error).split("\n")[0]
         ) from None
-    # Model, loss, optimiser, decoder and trainer settings first: they need torch but not
-    # Lightning (seconds to import), so the commonest mistakes are named without waiting for it.
-    early = ("model", "criterion", "optim")
-    for key in early:
-        _walk_targets(cfg.get(key), key)
-    import torch  # here, not at the top: `attnlab-train --help` needs no torch
-
-    with torch.device("meta"):  # construct without allocating: only the argument checks run
-        build(cfg.model, "model", src_vocab_size=8, tgt_vocab_size=8)
-    build(cfg.criterion, "criterion")
-    check_optimizer(cfg.optim)
+    # First what needs neither torch (1.5 s to import here) nor Lightning (seconds more): the
+    # keys of attnlab's components, read from their source, the model's sizes, and the trainer,
+    # decoding and averaging settings. The commonest mistakes are named without waiting.
+    _walk_targets(cfg, "", check=check_node_from_source)
+    check_model_arguments(cfg.model)
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
     require(
@@ -298,6 +303,16 @@ def validate_train_config(cfg: DictConfig) -> None:
         "decode.ctc_weight",
         "joint CTC scoring needs a CTC head on the model (model.ctc_head=true)",
     )
+    # Then model, loss and optimiser built for real: they need torch but not Lightning.
+    early = ("model", "criterion", "optim")
+    for key in early:
+        _walk_targets(cfg.get(key), key)
+    import torch  # here, not at the top: `attnlab-train --help` needs no torch
+
+    with torch.device("meta"):  # construct without allocating: only the argument checks run
+        build(cfg.model, "model", src_vocab_size=8, tgt_vocab_size=8)
+    build(cfg.criterion, "criterion")
+    check_optimizer(cfg.optim)
     for key in cfg:
         if key not in early:
             _walk_targets(cfg._get_node(key), str(key))

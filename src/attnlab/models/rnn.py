@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.config_errors import require
+from attnlab.models.arguments import check_bahdanau, check_luong
 from attnlab.models.attention import AdditiveAttention, GlobalAttention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -123,14 +124,6 @@ def _embeddings(
     return src, tgt
 
 
-def _check_sizes(**values: float) -> None:
-    for name, value in values.items():
-        if name.endswith("dropout"):
-            require(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
-        else:
-            require(value >= 1, name, f"must be >= 1, got {value}")
-
-
 class _RNNSeq2Seq(nn.Module):
     """What both families share: teacher forcing through ``decode_step`` and reordering."""
 
@@ -215,23 +208,20 @@ class BahdanauRNN(_RNNSeq2Seq):
         ctc_head: bool = False,
     ):
         super().__init__()
-        attention_size = attention_size or hidden_size
-        maxout_size = maxout_size or embed_dim
-        _check_sizes(
+        check_bahdanau(
             embed_dim=embed_dim,
             hidden_size=hidden_size,
             attention_size=attention_size,
             encoder_layers=encoder_layers,
             decoder_layers=decoder_layers,
-            maxout_size=maxout_size,
             dropout=dropout,
+            deep_output=deep_output,
+            maxout_size=maxout_size,
+            tie_output=tie_output,
         )
+        attention_size = attention_size or hidden_size
+        maxout_size = maxout_size or embed_dim
         out_size = maxout_size if deep_output else hidden_size
-        require(
-            not tie_output or out_size == embed_dim,
-            "tie_output",
-            f"needs the output layer's input ({out_size}) to equal embed_dim ({embed_dim})",
-        )
         self.src_embed, self.tgt_embed = _embeddings(
             src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings, input_dim
         )
@@ -314,22 +304,15 @@ class LuongRNN(_RNNSeq2Seq):
         ctc_head: bool = False,
     ):
         super().__init__()
-        _check_sizes(
+        check_luong(
             embed_dim=embed_dim,
             hidden_size=hidden_size,
             encoder_layers=encoder_layers,
             decoder_layers=decoder_layers,
             dropout=dropout,
-        )
-        require(
-            score in ("dot", "general", "concat"),
-            "score",
-            f"must be dot, general or concat, got {score!r}",
-        )
-        require(
-            not tie_output or hidden_size == embed_dim,
-            "tie_output",
-            f"needs hidden_size ({hidden_size}) to equal embed_dim ({embed_dim})",
+            score=score,
+            tie_output=tie_output,
+            bidirectional=bidirectional,
         )
         self.src_embed, self.tgt_embed = _embeddings(
             src_vocab_size, tgt_vocab_size, embed_dim, pad_id, share_embeddings, input_dim
@@ -337,11 +320,6 @@ class LuongRNN(_RNNSeq2Seq):
         # A bidirectional encoder has 2H-wide annotations; a bridge maps them (and the final
         # states) to the decoder's width H so every score, dot included, is defined.
         encoder_hidden = hidden_size // 2 if bidirectional else hidden_size
-        require(
-            not bidirectional or hidden_size % 2 == 0,
-            "hidden_size",
-            "must be even with a bidirectional encoder (each direction gets half)",
-        )
         self.encoder = RNNEncoder(
             self.src_embed,
             "lstm",

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.config_errors import require
+from attnlab.models.arguments import check_transformer
 from attnlab.models.attention import KVCache, MultiHeadAttention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -180,45 +181,23 @@ class Transformer(nn.Module):
         that size (speech), which enter through ``frontend`` (see models/frontends.py) instead of
         an embedding; ``ctc_head`` adds a CTC output layer on the encoder."""
         super().__init__()
-        for name, value in [
-            ("d_model", d_model),
-            ("d_ff", d_ff),
-            ("n_heads", n_heads),
-            ("max_positions", max_positions),
-        ]:
-            require(value > 0, name, f"must be positive, got {value}")
-        # §3.2.2 sets d_k = d_v = d_model / h; Table 3 (A, B) overrides them explicitly.
-        require(
-            d_model % n_heads == 0 or (d_k is not None and d_v is not None),
-            "n_heads",
-            f"d_model={d_model} is not divisible by n_heads={n_heads}; choose n_heads dividing "
-            "d_model or set d_k and d_v explicitly",
+        check_transformer(
+            d_model=d_model,
+            d_ff=d_ff,
+            n_heads=n_heads,
+            d_k=d_k,
+            d_v=d_v,
+            n_encoder_layers=n_encoder_layers,
+            n_decoder_layers=n_decoder_layers,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation_dropout=activation_dropout,
+            norm_position=norm_position,
+            positional=positional,
+            max_positions=max_positions,
         )
         d_k = d_k if d_k is not None else d_model // n_heads
         d_v = d_v if d_v is not None else d_model // n_heads
-        require(d_k > 0, "d_k", f"must be positive, got {d_k}")
-        require(d_v > 0, "d_v", f"must be positive, got {d_v}")
-        require(
-            d_model % 2 == 0, "d_model", f"must be even for sinusoidal positions, got {d_model}"
-        )
-        require(n_encoder_layers >= 1, "n_encoder_layers", f"must be >= 1, got {n_encoder_layers}")
-        require(n_decoder_layers >= 1, "n_decoder_layers", f"must be >= 1, got {n_decoder_layers}")
-        for name, value in [
-            ("dropout", dropout),
-            ("attention_dropout", attention_dropout),
-            ("activation_dropout", activation_dropout),
-        ]:
-            require(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
-        require(
-            norm_position in ("post", "pre"),
-            "norm_position",
-            f"must be 'post' (paper) or 'pre', got {norm_position!r}",
-        )
-        require(
-            positional in ("sinusoidal", "learned"),
-            "positional",
-            f"must be 'sinusoidal' or 'learned', got {positional!r}",
-        )
         require(
             input_dim is not None or not share_embeddings or src_vocab_size == tgt_vocab_size,
             "share_embeddings",
