@@ -144,6 +144,10 @@ def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
         ("decode.strategy=sample", "decode.strategy"),
         ("average_last=-1", "average_last"),
+        ("data.test_splits=[test,nope]", "data.test_splits"),
+        ("data.max_tokens=16", "data.max_tokens"),
+        ("data=dialogsum data.valid_split=nope", "data.valid_split"),
+        ("data.tokenizer.model_type=bigram", "data.tokenizer.model_type"),
     ],
 )
 def test_common_config_errors_are_named_before_torch_is_imported(tmp_path, override, key):

@@ -21,7 +21,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from attnlab.config_errors import ConfigError, require
 from attnlab.optim import noam_peak_lr
-from attnlab.signatures import NO_DEFAULT, accepts, source_signature, type_name
+from attnlab.signatures import (
+    NO_DEFAULT,
+    accepts,
+    imports_heavy_packages,
+    source_signature,
+    type_name,
+)
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -157,19 +163,44 @@ def check_model_arguments(model: DictConfig) -> None:
     configured values and the defaults read from the model's source."""
     from attnlab.models.arguments import ARGUMENT_CHECKS
 
-    target = str(model.get("_target_"))
-    check, signature = ARGUMENT_CHECKS.get(target), source_signature(target)
+    _check_arguments(model, "model", ARGUMENT_CHECKS)
+
+
+def check_data_arguments(data: DictConfig) -> None:
+    """The data module's own argument checks (``attnlab.data.arguments``: splits, batch sizes,
+    tokenizer) without Lightning, when its task can be built without torch."""
+    from attnlab.data.arguments import ARGUMENT_CHECKS
+
+    task_node = data.get("task")
+    if not isinstance(task_node, DictConfig) or "_target_" not in task_node:
+        return
+    task_module = str(task_node._target_).rpartition(".")[0]
+    if not task_module.startswith("attnlab.") or imports_heavy_packages(task_module):
+        return  # e.g. the speech tasks: checked when the data module is built
+    _check_arguments(data, "data", ARGUMENT_CHECKS, task=build(task_node, "data.task"))
+
+
+def _check_arguments(
+    node: DictConfig, path: str, checks: dict[str, Callable[..., Any]], **given: Any
+) -> None:
+    target = str(node.get("_target_"))
+    check, signature = checks.get(target), source_signature(target)
     if check is None or signature is None:
         return
-    values = {**signature.defaults, **OmegaConf.to_container(model, resolve=True)}
+    configured = {k: v for k, v in node.items() if k not in _HYDRA_KEYS and k not in given}
+    values = {
+        **signature.defaults,
+        **OmegaConf.to_container(OmegaConf.create(configured), resolve=True),
+        **given,
+    }
     arguments = {name: values.get(name, NO_DEFAULT) for name in inspect.signature(check).parameters}
     if any(value is NO_DEFAULT for value in arguments.values()):
-        return  # a default that is not a literal: the model checks it when it is built
+        return  # a default that is not a literal: the component checks it when it is built
     try:
         check(**arguments)
     except ConfigError as error:
-        raise error.under("model") from None
-    except TypeError:  # e.g. a null size: the model's construction names it
+        raise error.under(path) from None
+    except TypeError:  # e.g. a null size: the component's construction names it
         return
 
 
@@ -276,6 +307,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     # decoding and averaging settings. The commonest mistakes are named without waiting.
     _walk_targets(cfg, "", check=check_node_from_source)
     check_model_arguments(cfg.model)
+    check_data_arguments(cfg.data)
     check_decode(cfg.decode)
     check_trainer(cfg.trainer)
     require(

@@ -60,6 +60,33 @@ def source_signature(target: str) -> SourceSignature | None:
     return None if function is None else _signature(function, is_method=_is_class(tree, name))
 
 
+HEAVY_PACKAGES = ("torch", "lightning", "transformers")
+
+
+@functools.cache
+def imports_heavy_packages(module_name: str) -> bool:
+    """Whether importing ``module_name`` (an attnlab module) imports torch or Lightning, read
+    from the top-level imports of its source and of the attnlab modules it imports."""
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return True  # cannot tell: assume it does
+    with open(spec.origin, encoding="utf-8") as source:
+        tree = ast.parse(source.read(), spec.origin)
+    for node in tree.body:  # top level only: imports inside functions and TYPE_CHECKING are lazy
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in HEAVY_PACKAGES:
+                return True
+            if name.startswith("attnlab.") and imports_heavy_packages(name):
+                return True
+    return False
+
+
 def _is_class(tree: ast.Module, name: str) -> bool:
     return any(isinstance(n, ast.ClassDef) and n.name == name for n in tree.body)
 

@@ -6,7 +6,6 @@ tokenised-data caching, length filtering, batching and DDP sharding are shared h
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import logging
@@ -21,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from attnlab.config_errors import ConfigError, require
+from attnlab.config_errors import ConfigError
+from attnlab.data.arguments import check_data_arguments
 from attnlab.data.batching import TokenBudgetBatchSampler
 from attnlab.data.files import atomic_write_bytes, default_cache_dir
 from attnlab.data.tasks import Example
@@ -126,26 +126,6 @@ class ResumableDataLoader(DataLoader):
         self.batch_sampler.load_state_dict(state)
 
 
-def check_tokenizer_settings(tokenizer_class: type, settings: dict) -> None:
-    """Unknown or impossible tokenizer settings, named as ``tokenizer.<key>`` before any text
-    is read (a tokenizer without ``check_settings`` takes none)."""
-    import inspect
-
-    check = getattr(tokenizer_class, "check_settings", None)
-    if check is None:
-        return
-    given = {k: v for k, v in settings.items() if k != "kind"}
-    known = inspect.signature(check).parameters
-    for key in given:
-        close = difflib.get_close_matches(key, list(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {sorted(known)}"
-        require(key in known, f"tokenizer.{key}", f"unknown key for {tokenizer_class.kind}{hint}")
-    try:
-        check(**given)
-    except ConfigError as error:
-        raise error.under("tokenizer") from None
-
-
 class Seq2SeqDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -167,44 +147,21 @@ class Seq2SeqDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
     ):
         super().__init__()
-        tokenizer = dict(tokenizer or {"kind": "sentencepiece", "vocab_size": 8000})
-        require(
-            tokenizer.get("kind") in TOKENIZERS,
-            "tokenizer.kind",
-            f"must be one of {sorted(TOKENIZERS)}, got {tokenizer.get('kind')!r}",
-        )
-        check_tokenizer_settings(TOKENIZERS[tokenizer["kind"]], tokenizer)
-        require(max_tokens > 0, "max_tokens", f"must be positive, got {max_tokens}")
-        require(eval_max_tokens > 0, "eval_max_tokens", f"must be positive, got {eval_max_tokens}")
-        require(num_workers >= 0, "num_workers", f"must be >= 0, got {num_workers}")
-        require(
-            train_overlong in ("drop", "truncate"),
-            "train_overlong",
-            f"must be 'drop' or 'truncate', got {train_overlong!r}",
+        tokenizer = check_data_arguments(
+            task=task,
+            tokenizer=tokenizer,
+            max_tokens=max_tokens,
+            eval_max_tokens=eval_max_tokens,
+            max_source_positions=max_source_positions,
+            max_target_positions=max_target_positions,
+            valid_split=valid_split,
+            test_splits=test_splits,
+            split=split,
+            limit_train_examples=limit_train_examples,
+            train_overlong=train_overlong,
+            num_workers=num_workers,
         )
         self.train_overlong = train_overlong
-        for key, value in (
-            ("max_source_positions", max_source_positions),
-            ("max_target_positions", max_target_positions),
-        ):
-            require(value > 1, key, f"must be > 1, got {value}")
-        for key, names in (
-            ("valid_split", [valid_split]),
-            ("test_splits", list(test_splits)),
-            ("split", [split] if split else []),
-        ):
-            for name in names:
-                require(
-                    name in task.splits,
-                    key,
-                    f"unknown split {name!r}; {task.name} has {list(task.splits)}",
-                )
-        require(
-            max_tokens >= max(max_source_positions, max_target_positions) or limit_train_examples,
-            "max_tokens",
-            f"{max_tokens} is smaller than the longest example allowed "
-            f"(max_source_positions={max_source_positions}, max_target_positions={max_target_positions})",
-        )
         self.task = task
         self.tokenizer_cfg = tokenizer
         self.max_tokens, self.eval_max_tokens, self.max_sentences = (
