@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 
 NO_DEFAULT = object()  # a parameter without a default, or one that is not a literal
+_UNKNOWN_TYPE = object()  # an annotation naming more than plain types: not checked here
 _ANNOTATION_NAMES = {
     "int": int,
     "float": float,
@@ -28,7 +29,6 @@ _ANNOTATION_NAMES = {
     "list": list,
     "tuple": tuple,
     "dict": dict,
-    "None": None,
     "Any": Any,
     "Sequence": typing.Sequence,
 }
@@ -43,21 +43,33 @@ class SourceSignature:
 
 
 @functools.cache
-def source_signature(target: str) -> SourceSignature | None:
-    """The signature of ``target`` (``attnlab.pkg.module.Name``: a class or a function)."""
-    module_name, _, name = target.rpartition(".")
-    if not module_name.startswith("attnlab."):
-        return None
+def _module_tree(module_name: str) -> ast.Module | None:
+    """The parsed source of an attnlab module, found without importing it (its parent packages
+    are imported); None when it has no Python source to read."""
     try:
-        spec = importlib.util.find_spec(module_name)  # imports the parent packages only
+        spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
     with open(spec.origin, encoding="utf-8") as source:
-        tree = ast.parse(source.read(), spec.origin)
-    function = _find_callable(tree, name)
-    return None if function is None else _signature(function, is_method=_is_class(tree, name))
+        return ast.parse(source.read(), spec.origin)
+
+
+@functools.cache
+def source_signature(target: str) -> SourceSignature | None:
+    """The signature of ``target`` (``attnlab.pkg.module.Name``: a class or a function)."""
+    module_name, _, name = target.rpartition(".")
+    tree = _module_tree(module_name) if module_name.startswith("attnlab.") else None
+    for node in tree.body if tree is not None else []:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return _signature(node, is_method=False)
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    return _signature(item, is_method=True)
+            return None  # an inherited __init__ or a dataclass: import it to know
+    return None
 
 
 HEAVY_PACKAGES = ("torch", "lightning", "transformers")
@@ -67,11 +79,9 @@ HEAVY_PACKAGES = ("torch", "lightning", "transformers")
 def imports_heavy_packages(module_name: str) -> bool:
     """Whether importing ``module_name`` (an attnlab module) imports torch or Lightning, read
     from the top-level imports of its source and of the attnlab modules it imports."""
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    tree = _module_tree(module_name)
+    if tree is None:
         return True  # cannot tell: assume it does
-    with open(spec.origin, encoding="utf-8") as source:
-        tree = ast.parse(source.read(), spec.origin)
     for node in tree.body:  # top level only: imports inside functions and TYPE_CHECKING are lazy
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -87,22 +97,6 @@ def imports_heavy_packages(module_name: str) -> bool:
     return False
 
 
-def _is_class(tree: ast.Module, name: str) -> bool:
-    return any(isinstance(n, ast.ClassDef) and n.name == name for n in tree.body)
-
-
-def _find_callable(tree: ast.Module, name: str) -> ast.FunctionDef | None:
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            return node
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    return item
-            return None  # an inherited __init__ or a dataclass: import it to know
-    return None
-
-
 def _signature(function: ast.FunctionDef, is_method: bool) -> SourceSignature:
     args = function.args
     positional = [*args.posonlyargs, *args.args][1 if is_method else 0 :]
@@ -116,7 +110,7 @@ def _signature(function: ast.FunctionDef, is_method: bool) -> SourceSignature:
     for arg in [*positional, *args.kwonlyargs]:
         if arg.annotation is not None:
             hint = _annotation(arg.annotation)
-            if hint is not NO_DEFAULT:
+            if hint is not _UNKNOWN_TYPE:
                 hints[arg.arg] = hint
     return SourceSignature(tuple(defaults), defaults, hints, args.kwarg is not None)
 
@@ -133,7 +127,7 @@ def _annotation(node: ast.expr) -> Any:
     try:  # only names of plain types are known here: anything else (torch.Tensor) is skipped
         return eval(str(text), {"__builtins__": {}}, dict(_ANNOTATION_NAMES))  # noqa: S307
     except Exception:
-        return NO_DEFAULT
+        return _UNKNOWN_TYPE
 
 
 def accepts(hint: Any, value: Any) -> bool:
