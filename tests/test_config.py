@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from attnlab.config import validate_train_config
 from attnlab.config_errors import ConfigError
+from attnlab.data.arguments import ARGUMENT_CHECKS as DATA_ARGUMENT_CHECKS
 from attnlab.models.arguments import ARGUMENT_CHECKS
 from attnlab.signatures import NO_DEFAULT, source_signature
 
@@ -148,6 +149,10 @@ def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
         ("data.max_tokens=16", "data.max_tokens"),
         ("data=dialogsum data.valid_split=nope", "data.valid_split"),
         ("data.tokenizer.model_type=bigram", "data.tokenizer.model_type"),
+        ("data=an4 data.valid_split=nope", "data.valid_split"),
+        ("data=an4 +data.features.num_mel_binz=80", "data.features.num_mel_binz"),
+        ("data=an4 +data.max_tokns=5000", "data.max_tokns"),
+        ("data=an4 data.speed_perturb=[3.0]", "data.speed_perturb"),
     ],
 )
 def test_common_config_errors_are_named_before_torch_is_imported(tmp_path, override, key):
@@ -187,6 +192,32 @@ def test_source_signatures_match_the_imported_models(target):
             )
     # each argument check takes only arguments the model has
     assert set(inspect.signature(ARGUMENT_CHECKS[target]).parameters) <= set(read.parameters)
+
+
+def _parameters_a_user_can_pass(cls: type) -> dict[str, inspect.Parameter]:
+    """``cls.__init__``'s parameters, and its bases' where it takes ``**kwargs`` for them."""
+    own = dict(inspect.signature(cls.__init__).parameters)
+    own.pop("self")
+    forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values())
+    own = {n: p for n, p in own.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if forwards and cls.__mro__[1] is not object:
+        return {**_parameters_a_user_can_pass(cls.__mro__[1]), **own}
+    return own
+
+
+@pytest.mark.parametrize("target", sorted(DATA_ARGUMENT_CHECKS))
+def test_source_signatures_of_data_modules_include_what_they_hand_to_their_base(target):
+    from hydra.utils import get_object
+
+    expected = _parameters_a_user_can_pass(get_object(target))
+    read = source_signature(target)
+    assert set(read.parameters) == set(expected)
+    assert not read.takes_any
+    for name, parameter in expected.items():
+        default = parameter.default
+        assert read.defaults[name] == (
+            NO_DEFAULT if default is inspect.Parameter.empty else default
+        )
 
 
 @pytest.mark.parametrize(

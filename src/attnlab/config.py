@@ -193,7 +193,13 @@ def _check_arguments(
         **OmegaConf.to_container(OmegaConf.create(configured), resolve=True),
         **given,
     }
-    arguments = {name: values.get(name, NO_DEFAULT) for name in inspect.signature(check).parameters}
+    parameters = inspect.signature(check).parameters
+    named = [n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    arguments = {name: values.get(name, NO_DEFAULT) for name in named}
+    if len(named) < len(parameters):  # a check taking **kwargs gets the component's other values
+        arguments |= {
+            k: v for k, v in values.items() if k in signature.parameters and k not in named
+        }
     if any(value is NO_DEFAULT for value in arguments.values()):
         return  # a default that is not a literal: the component checks it when it is built
     try:

@@ -67,8 +67,65 @@ def source_signature(target: str) -> SourceSignature | None:
         if isinstance(node, ast.ClassDef) and node.name == name:
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    return _signature(item, is_method=True)
+                    return _class_signature(tree, module_name, node, item)
             return None  # an inherited __init__ or a dataclass: import it to know
+    return None
+
+
+def _class_signature(
+    tree: ast.Module, module_name: str, cls: ast.ClassDef, init: ast.FunctionDef
+) -> SourceSignature:
+    """A class's ``__init__`` parameters, with its base class's when it hands ``**kwargs`` on
+    to ``super().__init__`` (as ``SpeechDataModule`` does to ``Seq2SeqDataModule``)."""
+    own = _signature(init, is_method=True)
+    forwarded = _super_init_keywords(init)
+    base = _base_target(tree, module_name, cls)
+    inherited = source_signature(base) if own.takes_any and forwarded is not None and base else None
+    if inherited is None:
+        return own
+    # Keywords the subclass fixes in its super() call are not the user's to set.
+    extra = [p for p in inherited.parameters if p not in own.parameters and p not in forwarded]
+    return SourceSignature(
+        parameters=(*own.parameters, *extra),
+        defaults={**{p: inherited.defaults[p] for p in extra}, **own.defaults},
+        hints={**{p: h for p, h in inherited.hints.items() if p in extra}, **own.hints},
+        takes_any=inherited.takes_any,
+    )
+
+
+def _super_init_keywords(init: ast.FunctionDef) -> set[str] | None:
+    """The keywords ``init`` passes by name to ``super().__init__(..., **kwargs)``; None when it
+    does not hand its ``**kwargs`` on that way."""
+    kwargs = init.args.kwarg.arg if init.args.kwarg else None
+    for node in ast.walk(init):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "__init__"
+            and isinstance(node.func.value, ast.Call)
+            and isinstance(node.func.value.func, ast.Name)
+            and node.func.value.func.id == "super"
+            and any(
+                k.arg is None and isinstance(k.value, ast.Name) and k.value.id == kwargs
+                for k in node.keywords
+            )
+        ):
+            return {k.arg for k in node.keywords if k.arg is not None}
+    return None
+
+
+def _base_target(tree: ast.Module, module_name: str, cls: ast.ClassDef) -> str | None:
+    """The dotted name of a class's single base, defined in or imported into its module."""
+    if len(cls.bases) != 1 or not isinstance(cls.bases[0], ast.Name):
+        return None
+    base = cls.bases[0].id
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == base:
+            return f"{module_name}.{base}"
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                if (alias.asname or alias.name) == base:
+                    return f"{node.module}.{alias.name}"
     return None
 
 

@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from attnlab.config_errors import ConfigError, require
+from attnlab.data.speech_inputs import FbankSettings
 from attnlab.data.tokenizer import TOKENIZERS
 
 DEFAULT_TOKENIZER = {"kind": "sentencepiece", "vocab_size": 8000}
+SPEECH_TOKENIZER = {"kind": "char"}
 
 
 def check_tokenizer_settings(tokenizer_class: type, settings: dict) -> None:
@@ -93,7 +95,53 @@ def check_data_arguments(
     return tokenizer
 
 
+def check_speech_settings(
+    *, task: Any, features: dict | None, feature_dim: int, speed_perturb: Sequence[float]
+) -> FbankSettings:
+    """Raise :class:`ConfigError` for impossible feature settings of a speech data module;
+    return its filterbank settings."""
+    settings = FbankSettings.from_config(features)
+    require(feature_dim >= 1, "feature_dim", f"must be >= 1, got {feature_dim}")
+    if task.kind == "audio":
+        require(
+            feature_dim == settings.num_mel_bins,
+            "feature_dim",
+            f"is {feature_dim} but features.num_mel_bins is {settings.num_mel_bins}",
+        )
+    for factor in speed_perturb:
+        require(0.5 <= factor <= 2.0, "speed_perturb", f"factors must be in [0.5, 2], got {factor}")
+    require(
+        not speed_perturb or task.kind == "audio",
+        "speed_perturb",
+        "needs audio; precomputed features cannot be speed-perturbed",
+    )
+    return settings
+
+
+def check_speech_data_arguments(
+    *,
+    task: Any,
+    features: dict | None,
+    feature_dim: int,
+    speed_perturb: Sequence[float],
+    tokenizer: dict | None,
+    **data_arguments: Any,
+) -> dict:
+    """:func:`check_speech_settings`, then :func:`check_data_arguments` with characters as the
+    default targets (what ``SpeechDataModule`` checks when it is built)."""
+    check_speech_settings(
+        task=task, features=features, feature_dim=feature_dim, speed_perturb=speed_perturb
+    )
+    common = inspect.signature(check_data_arguments).parameters
+    return check_data_arguments(
+        task=task,
+        tokenizer=tokenizer or dict(SPEECH_TOKENIZER),
+        **{k: v for k, v in data_arguments.items() if k in common},
+    )
+
+
 # The data modules whose arguments the validator checks before importing them.
 ARGUMENT_CHECKS: dict[str, Callable[..., Any]] = {
     "attnlab.data.datamodule.Seq2SeqDataModule": check_data_arguments,
+    "attnlab.data.speech.SpeechDataModule": check_speech_data_arguments,
 }

@@ -1,11 +1,11 @@
 """Speech recognition data: audio (or precomputed features) -> text.
 
-Two readers produce the same thing, a list of :class:`~attnlab.data.tasks.Example` whose
-``source`` names the input (an audio file, or a feature file / Kaldi ``ark:`` location) and
-whose ``target`` is the transcript:
+Two readers (in :mod:`attnlab.data.speech_inputs`, which imports no torch) produce the same
+thing, a list of :class:`~attnlab.data.tasks.Example` whose ``source`` names the input (an
+audio file, or a feature file / Kaldi ``ark:`` location) and whose ``target`` is the transcript:
 
-- :class:`AudioManifest`: a TSV manifest per split (id, audio path, text), as AN4 ships.
-- :class:`FeatureManifest`: a TSV manifest of id, features, text for users of Kaldi, ESPnet or
+- ``AudioManifest``: a TSV manifest per split (id, audio path, text), as AN4 ships.
+- ``FeatureManifest``: a TSV manifest of id, features, text for users of Kaldi, ESPnet or
   lhotse features (``.npy`` files, ``ark:`` locations or ``.scp`` lines read with kaldiio).
 
 :class:`SpeechDataModule` turns them into batches: 80-dim log-mel filterbanks computed once
@@ -17,14 +17,13 @@ front-end (models/frontends.py), so a checkpoint carries the statistics it was t
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
 import logging
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnlab.config_errors import ConfigError, require
+from attnlab.config_errors import ConfigError
+from attnlab.data.arguments import SPEECH_TOKENIZER, check_speech_settings
 from attnlab.data.datamodule import Batch, Seq2SeqDataModule, TokenizedSplit
-from attnlab.data.files import atomic_write_bytes, resolve_data_root, sha256_of
+from attnlab.data.files import atomic_write_bytes
+from attnlab.data.speech_inputs import (  # the readers; configs and checkpoints name them here too
+    AudioManifest,  # noqa: F401
+    FbankSettings,
+    FeatureManifest,  # noqa: F401
+)
 from attnlab.data.tasks import DataFileError, Example
 from attnlab.data.tokenizer import BOS, EOS, PAD, TOKENIZERS
 
@@ -42,28 +47,6 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------- features
-@dataclass(frozen=True)
-class FbankSettings:
-    """Kaldi ``compute-fbank-feats`` options (the defaults of ESPnet's recipes)."""
-
-    num_mel_bins: int = 80
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
-    dither: float = 0.0
-    sample_rate: int = 16000
-
-    def __post_init__(self):
-        require(self.num_mel_bins >= 1, "features.num_mel_bins", "must be >= 1")
-        require(self.frame_shift_ms > 0, "features.frame_shift_ms", "must be > 0")
-        require(
-            self.frame_length_ms >= self.frame_shift_ms,
-            "features.frame_length_ms",
-            "must be >= frame_shift_ms",
-        )
-        require(self.sample_rate > 0, "features.sample_rate", "must be > 0")
-        require(self.dither >= 0, "features.dither", "must be >= 0")
-
-
 def compute_fbank(samples: np.ndarray, settings: FbankSettings) -> np.ndarray:
     """Log-mel filterbank features ``[frames, num_mel_bins]`` (float32) of a mono waveform in
     [-1, 1], computed as Kaldi does (16-bit sample scale, povey window, no energy term)."""
@@ -136,106 +119,6 @@ def read_feature_file(spec: str, where: str = "") -> np.ndarray:
     return array
 
 
-# ----------------------------------------------------------------------------------- tasks
-def _read_manifest(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """Rows of a TSV manifest with a header, as (line number, row); errors name file and line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"missing manifest {path}")
-    with open(path, encoding="utf-8", newline="") as handle:
-        try:
-            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            missing = [c for c in columns if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataFileError(
-                    f"{path}:1: manifest has no column(s) {missing}; header: {reader.fieldnames}"
-                )
-            rows = []
-            for row in reader:
-                line = reader.line_num
-                if any(row.get(c) in (None, "") for c in columns):
-                    empty = [c for c in columns if row.get(c) in (None, "")]
-                    raise DataFileError(f"{path}:{line}: empty or missing field(s) {empty}")
-                rows.append((line, row))
-        except UnicodeDecodeError as error:
-            raise DataFileError(f"{path}: invalid UTF-8 ({error.reason})") from None
-    return rows
-
-
-class AudioManifest:
-    """Audio files listed in ``<folder>/<split>.tsv`` (columns named in config), paths relative
-    to the folder. AN4 (``data=an4``) is one; any corpus with such manifests is a config file."""
-
-    kind = "audio"
-    metric = "wer"
-
-    def __init__(
-        self,
-        folder: str,
-        splits: Sequence[str] = ("train", "dev", "test"),
-        root: str | None = None,
-        id_column: str = "utt_id",
-        audio_column: str = "audio",
-        text_column: str = "text",
-    ):
-        self.directory = resolve_data_root(root) / folder
-        self.splits = tuple(splits)
-        self.columns = (id_column, audio_column, text_column)
-
-    @property
-    def name(self) -> str:
-        return self.directory.name
-
-    def manifest(self, split: str) -> Path:
-        if split not in self.splits:
-            raise ConfigError(
-                "split", f"unknown split {split!r}; {self.name} has {list(self.splits)}"
-            )
-        return self.directory / f"{split}.tsv"
-
-    def read(self, split: str) -> list[Example]:
-        path = self.manifest(split)
-        id_column, input_column, text_column = self.columns
-        return [
-            Example(
-                source=self._input(row[input_column]),
-                target=row[text_column].strip(),
-                origin=f"{path}:{line} ({row[id_column]})",
-            )
-            for line, row in _read_manifest(path, self.columns)
-        ]
-
-    def _input(self, listed: str) -> str:
-        """Where an input listed in the manifest is: audio paths are relative to the folder."""
-        return str(self.directory / listed)
-
-    def fingerprint(self, split: str) -> str:
-        return f"{self.name}:{split}:{sha256_of(self.manifest(split))[:16]}"
-
-
-class FeatureManifest(AudioManifest):
-    """Precomputed features: ``<folder>/<split>.tsv`` with id, features (a ``.npy`` path, an
-    ``ark:file:offset`` location or any kaldiio spec) and text columns."""
-
-    kind = "features"
-
-    def __init__(
-        self,
-        folder: str,
-        splits: Sequence[str] = ("train", "dev", "test"),
-        root: str | None = None,
-        id_column: str = "utt_id",
-        features_column: str = "features",
-        text_column: str = "text",
-    ):
-        super().__init__(folder, splits, root, id_column, features_column, text_column)
-
-    def _input(self, listed: str) -> str:
-        # Kaldi locations ("ark:/x.ark:12") stay whole; relative file paths are under the folder.
-        if listed.startswith("ark:") or Path(listed.split(":")[0]).is_absolute():
-            return listed
-        return str(self.directory / listed)
-
-
 # ------------------------------------------------------------------------------ datamodule
 class SpeechSplit(TokenizedSplit):
     """Feature matrices and target ids of one split; batches are sized by frames."""
@@ -281,28 +164,14 @@ class SpeechDataModule(Seq2SeqDataModule):
         features: dict | None = None,
         feature_dim: int = 80,
         speed_perturb: Sequence[float] = (),
+        tokenizer: dict | None = None,
         **kwargs: Any,
     ):
-        kwargs.setdefault("tokenizer", {"kind": "char"})
-        super().__init__(task, **kwargs)
-        self.settings = FbankSettings(**dict(features or {}))
-        self.feature_dim = feature_dim
-        require(feature_dim >= 1, "feature_dim", f"must be >= 1, got {feature_dim}")
-        if task.kind == "audio":
-            require(
-                feature_dim == self.settings.num_mel_bins,
-                "feature_dim",
-                f"is {feature_dim} but features.num_mel_bins is {self.settings.num_mel_bins}",
-            )
-        for factor in speed_perturb:
-            require(
-                0.5 <= factor <= 2.0, "speed_perturb", f"factors must be in [0.5, 2], got {factor}"
-            )
-        require(
-            not speed_perturb or task.kind == "audio",
-            "speed_perturb",
-            "needs audio; precomputed features cannot be speed-perturbed",
+        self.settings = check_speech_settings(
+            task=task, features=features, feature_dim=feature_dim, speed_perturb=speed_perturb
         )
+        super().__init__(task, tokenizer=tokenizer or dict(SPEECH_TOKENIZER), **kwargs)
+        self.feature_dim = feature_dim
         self.speed_factors = tuple(float(f) for f in speed_perturb) or (1.0,)
         self._statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
