@@ -74,12 +74,34 @@ def test_run_directory_holds_config_checkpoints_hypotheses_and_metrics(make_cfg,
     assert "${" not in resolved
     assert OmegaConf.create(resolved).model.d_model == 64
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("test", "params", "wall_time_s", "tokens_per_sec", "git_sha", "seed"):
+    for key in ("test", "params", "wall_time_s", "tokens_per_sec", "git_sha", "git_dirty", "seed"):
         assert key in metrics
     assert metrics["params"] > 0 and metrics["tokens_per_sec"] > 0
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     hypotheses = (tmp_path / "hypotheses" / "test.hyp.txt").read_text().splitlines()
     assert len(hypotheses) == 100
+
+
+def test_metrics_say_whether_the_code_differed_from_its_commit(tmp_path, tmp_path_factory):
+    from attnlab.runs import git_dirty, git_sha
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("src/model.py", "conf/train.yaml", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    inside = tmp_path / "src"
+    assert len(git_sha(inside)) == 40 and git_dirty(inside) is False
+    (tmp_path / "notes.txt").write_text("outside src/ and conf/: still the commit's code\n")
+    assert git_dirty(inside) is False
+    (tmp_path / "conf" / "new.yaml").write_text("lr: 1\n")  # a new config counts
+    assert git_dirty(inside) is True
+    not_a_checkout = tmp_path_factory.mktemp("wheel_install")
+    assert git_sha(not_a_checkout) is None and git_dirty(not_a_checkout) is None
 
 
 def test_reported_bleu_equals_sacrebleu_on_the_hypothesis_file(make_cfg, tmp_path):

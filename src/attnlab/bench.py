@@ -916,13 +916,14 @@ def environment(bench: Bench, started_at: float) -> dict[str, Any]:
 
     import torch
 
-    from attnlab.runs import git_sha
+    from attnlab.runs import git_dirty, git_sha
 
     hf = sys.modules.get("transformers")  # its version, where a section used it
     return {
         "started_at": started_at,
         "finished_at": time.time(),
         "git_sha": git_sha(),
+        "git_dirty": git_dirty(),
         "device": str(bench.device),
         "device_name": torch.cuda.get_device_name(bench.device)
         if bench.device.type == "cuda"

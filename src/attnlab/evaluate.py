@@ -35,7 +35,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from attnlab.checkpoints import load_checkpoint, restore_model
     from attnlab.config import build, check_decode
-    from attnlab.runs import git_sha, write_metrics
+    from attnlab.runs import git_dirty, git_sha, write_metrics
 
     started = time.time()
     restored = restore_model(load_checkpoint(cfg.ckpt_path))
@@ -86,6 +86,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "test": {split: scores},
         "wall_time_s": round(time.time() - started, 1),
         "git_sha": git_sha(),
+        "git_dirty": git_dirty(),
     }
     if cfg.get("attention"):
         from attnlab.attention_maps import render_attention

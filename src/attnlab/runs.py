@@ -19,18 +19,25 @@ SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|(^|_)token)$", re.
 WANDB_METRICS_KEY = "attnlab/metrics"
 
 
-def git_sha() -> str | None:
+def _git(*args: str, where: Path) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=where)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_sha(where: Path = Path(__file__).parent) -> str | None:
+    """The commit attnlab runs from (None outside a git checkout, e.g. a wheel install)."""
+    out = _git("rev-parse", "HEAD", where=where)
+    return out.strip() or None if out is not None else None
+
+
+def git_dirty(where: Path = Path(__file__).parent) -> bool | None:
+    """Whether the checkout's ``src/`` or ``conf/`` differ from that commit (edited, staged or
+    new files): a figure from a dirty tree is not reproducible from the commit alone."""
+    out = _git("status", "--porcelain", "--", ":(top)src", ":(top)conf", where=where)
+    return bool(out.strip()) if out is not None else None
 
 
 def resolved_container(cfg: DictConfig) -> dict[str, Any]:

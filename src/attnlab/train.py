@@ -189,6 +189,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from attnlab.checkpoints import atomic_checkpoint_io
     from attnlab.flops import weights_per_token
     from attnlab.runs import (
+        git_dirty,
         git_sha,
         resolved_container,
         save_resolved_config,
@@ -203,7 +204,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     started = time.time()
     environment = dict(os.environ)
-    commit = git_sha()  # the code that trains, not whatever is checked out when it ends
+    commit, dirty = git_sha(), git_dirty()  # the code that trains, not what is there at the end
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     scrub_run_directory(output_dir)
@@ -312,6 +313,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "truncated_examples": datamodule.truncated,  # by split: cut to the position limits
         "skipped_batches": module.skipped_batches,  # non-finite losses (module.nonfinite_loss=skip)
         "git_sha": commit,
+        "git_dirty": dirty,
         "started_at": started,
         "finished_at": time.time(),
         "placement": placement.describe() if placement else None,
