@@ -6,7 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.ctc_prefix import CTCPrefixScorer
+from attnlab.data.tokenizer import BOS
+from attnlab.decoding import beam_search, generate
 from attnlab.losses import LabelSmoothedCrossEntropy
+from attnlab.models.transformer import Transformer
 
 BLANK, EOS = 0, 3
 
@@ -69,3 +72,33 @@ def test_joint_loss_mixes_attention_and_ctc_by_weight():
     )
     torch.testing.assert_close(joint, 0.7 * attention_only + 0.3 * ctc_sum)
     torch.testing.assert_close(joint_nll, nll)
+
+
+def test_beam_search_asked_through_generate_scores_jointly_with_ctc():
+    # What eval, validation and predict call: decode.ctc_weight must reach the beam search.
+    torch.manual_seed(0)
+    model = Transformer(
+        src_vocab_size=12,
+        tgt_vocab_size=12,
+        d_model=32,
+        d_ff=64,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        share_embeddings=False,
+        input_dim=20,
+        frontend={"kind": "conv2d", "channels": 4, "spec_augment": None},
+        ctc_head=True,
+    ).eval()
+    src, pad = torch.randn(3, 48, 20), torch.zeros(3, 48, dtype=torch.bool)
+    settings = dict(bos_id=BOS, eos_id=EOS, beam_size=3, length_penalty=0.0, max_len_a=0.25)
+
+    def scores(nbest):
+        return [[round(h.score, 5) for h in hyps] for hyps in nbest]
+
+    with torch.no_grad():
+        joint = scores(generate(model, src, pad, strategy="beam", ctc_weight=0.5, **settings))
+        direct = scores(beam_search(model, src, pad, ctc_weight=0.5, **settings))
+        attention_only = scores(beam_search(model, src, pad, **settings))
+    assert joint == direct
+    assert joint != attention_only

@@ -199,6 +199,14 @@ def test_eval_with_beam_search_writes_metrics(make_cfg, tmp_path):
     result = evaluate(eval_cfg)
     assert result["decode"]["strategy"] == "beam" and result["decode"]["beam_size"] == 4
     assert 0.0 <= result["test"]["val"]["bleu"] <= 100.0
+    # One key alone changes only that setting of the decoder the model was trained with.
+    trained = OmegaConf.load(tmp_path / "train" / "config_resolved.yaml").decode
+    one_key = compose_config(
+        [f"ckpt_path={metrics['best_checkpoint']}", "data.split=val", "+decode.max_len_b=3"],
+        tmp_path / "eval_one_key",
+        config_name="eval",
+    )
+    assert evaluate(one_key)["decode"] == {**OmegaConf.to_container(trained), "max_len_b": 3}
 
 
 def test_resume_from_last_checkpoint_continues_the_epoch_count(make_cfg, tmp_path):

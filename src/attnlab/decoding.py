@@ -377,8 +377,8 @@ def generate(
             length_penalty=0.0,
             **kwargs,
         )
-    kwargs.pop("ctc_weight", None)
     if strategy == "greedy":
+        kwargs.pop("ctc_weight", None)  # 0 here: attention-only greedy search
         hyps = greedy_search(model, src, src_pad_mask, bos_id=bos_id, eos_id=eos_id, **kwargs)
         return [[h] for h in hyps]
     if strategy == "beam":

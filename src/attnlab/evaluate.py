@@ -50,7 +50,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             train_cfg.data.task.root = cfg.paths.get("data_dir")
         train_cfg.data.cache_dir = cfg.paths.get("cache_dir")
         if cfg.get("decode") is not None:
-            train_cfg.decode = cfg.decode
+            # decode=beam (a whole decoder, with its strategy) replaces the checkpoint's;
+            # decode.ctc_weight=0.5 alone changes that setting of the checkpoint's decoder.
+            given = cfg.decode
+            train_cfg.decode = (
+                given if "strategy" in given else OmegaConf.merge(train_cfg.decode, given)
+            )
     check_decode(train_cfg.decode)
 
     datamodule = build(train_cfg.data, "data")

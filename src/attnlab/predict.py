@@ -29,9 +29,10 @@ def predict(cfg: DictConfig, stdin: TextIO | None = None, stdout: TextIO | None 
 
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     decode: dict[str, Any] = {}
-    if cfg.get("decode") is not None:  # decode=beam replaces the checkpoint's settings
+    if cfg.get("decode") is not None:
         decode = OmegaConf.to_container(cfg.decode, resolve=True)
-        predictor.decode = {}
+        if "strategy" in decode:  # decode=beam replaces the checkpoint's settings; a key alone
+            predictor.decode = {}  # (+decode.beam_size=8) changes only that one
     nbest = cfg.nbest if cfg.nbest != 1 else decode.get("nbest", 1)
     decode.pop("nbest", None)
     predictor.decode_settings(nbest, **decode)  # bad settings fail before reading input
