@@ -74,6 +74,20 @@ def test_stdin_and_file_modes_and_the_api_agree(toy_run, tmp_path):
     assert not list(Path.cwd().glob("predict.log"))
 
 
+def test_a_decode_key_alone_changes_only_that_setting(toy_run):
+    sources = toy_run["sources"][:20]
+    model = attnlab.load(toy_run["checkpoint"])
+    longer = run_predict(
+        f"ckpt_path={toy_run['checkpoint']}", "+decode.min_len=12", stdin="\n".join(sources)
+    )
+    assert longer.returncode == 0, longer.stderr
+    # still the checkpoint's greedy search, with only min_len changed
+    assert longer.stdout.splitlines() == model.predict(sources, min_len=12)
+    assert longer.stdout.splitlines() != model.predict(sources)
+    no_ctc = run_predict(f"ckpt_path={toy_run['checkpoint']}", "+decode.ctc_weight=0.5", stdin="x")
+    assert no_ctc.returncode != 0 and "decode.ctc_weight" in no_ctc.stderr
+
+
 def test_nbest_beam_output_from_the_cli_matches_the_api(toy_run):
     sources = toy_run["sources"][:5]
     result = run_predict(

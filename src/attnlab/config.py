@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,7 @@ def check_data_arguments(data: DictConfig) -> None:
         return
     task_module = str(task_node._target_).rpartition(".")[0]
     if not task_module.startswith("attnlab.") or imports_heavy_packages(task_module):
-        return  # e.g. the speech tasks: checked when the data module is built
+        return  # a task module that imports torch: checked when the data module is built
     _check_arguments(data, "data", ARGUMENT_CHECKS, task=build(task_node, "data.task"))
 
 
@@ -224,6 +224,15 @@ def build(node: DictConfig, path: str, **kwargs: Any) -> Any:
 
 
 DECODE_STRATEGIES = ("greedy", "beam")
+
+
+def check_decode_fits_model(decode: Mapping[str, Any], model: Mapping[str, Any]) -> None:
+    """Decoding settings the model cannot serve (training, eval and predict share this)."""
+    require(
+        decode.get("ctc_weight", 0.0) == 0.0 or model.get("ctc_head", False),
+        "decode.ctc_weight",
+        "joint CTC scoring needs a CTC head on the model (model.ctc_head=true)",
+    )
 
 
 def check_decode(decode: DictConfig, path: str = "decode") -> None:
@@ -336,11 +345,7 @@ def validate_train_config(cfg: DictConfig) -> None:
         "criterion.ctc_weight",
         "a CTC loss needs a CTC head on the model (model.ctc_head=true)",
     )
-    require(
-        cfg.decode.get("ctc_weight", 0.0) == 0.0 or cfg.model.get("ctc_head", False),
-        "decode.ctc_weight",
-        "joint CTC scoring needs a CTC head on the model (model.ctc_head=true)",
-    )
+    check_decode_fits_model(cfg.decode, cfg.model)
     # Then model, loss and optimiser built for real: they need torch but not Lightning.
     early = ("model", "criterion", "optim")
     for key in early:

@@ -34,7 +34,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from attnlab.checkpoints import load_checkpoint, restore_model
-    from attnlab.config import build, check_decode
+    from attnlab.config import build, check_decode, check_decode_fits_model
     from attnlab.runs import git_dirty, git_sha, write_metrics
 
     started = time.time()
@@ -51,12 +51,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         train_cfg.data.cache_dir = cfg.paths.get("cache_dir")
         if cfg.get("decode") is not None:
             # decode=beam (a whole decoder, with its strategy) replaces the checkpoint's;
-            # decode.ctc_weight=0.5 alone changes that setting of the checkpoint's decoder.
+            # +decode.ctc_weight=0.5 alone changes that setting of the checkpoint's decoder.
             given = cfg.decode
             train_cfg.decode = (
                 given if "strategy" in given else OmegaConf.merge(train_cfg.decode, given)
             )
     check_decode(train_cfg.decode)
+    check_decode_fits_model(train_cfg.decode, train_cfg.model)
 
     datamodule = build(train_cfg.data, "data")
     datamodule.set_tokenizer(tokenizer)

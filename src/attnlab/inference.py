@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab.attention_maps import SentenceAttention, sentence_attention
 from attnlab.checkpoints import load_checkpoint, restore_model
-from attnlab.config import check_decode
+from attnlab.config import check_decode, check_decode_fits_model
 from attnlab.config_errors import ConfigError
 from attnlab.data.batching import TokenBudgetBatchSampler
 from attnlab.data.datamodule import TokenizedSplit
@@ -75,9 +75,11 @@ class Predictor:
         if strategy != settings.get("strategy"):
             settings = {k: v for k, v in settings.items() if k in _SHARED_DECODE_KEYS}
         settings.update(overrides)
+        settings.pop("nbest", None)  # the caller's, not whatever the checkpoint's decoder kept
         if nbest != 1:
             settings["nbest"] = nbest
         check_decode(OmegaConf.create(settings))
+        check_decode_fits_model(settings, self.config.model)
         return settings
 
     # -- prediction ----------------------------------------------------------------------------
@@ -156,15 +158,10 @@ class Predictor:
         )
 
     def _features(self, paths: Sequence[str]) -> TokenizedSplit:
-        from attnlab.data.speech import (
-            FbankSettings,
-            SpeechSplit,
-            compute_fbank,
-            read_audio,
-            read_feature_file,
-        )
+        from attnlab.data.speech import SpeechSplit, compute_fbank, read_audio, read_feature_file
+        from attnlab.data.speech_inputs import FbankSettings
 
-        settings = FbankSettings(**self.config.data.features)
+        settings = FbankSettings.from_config(self.config.data.get("features"))
         from_features = str(self.config.data.task._target_).endswith("FeatureManifest")
         features = []
         for number, path in enumerate(paths, start=1):

@@ -21,7 +21,9 @@ WANDB_METRICS_KEY = "attnlab/metrics"
 
 def _git(*args: str, where: Path) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=where)
+        # --no-optional-locks: never take .git/index.lock beside a user's git or other ranks
+        command = ["git", "--no-optional-locks", *args]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=5, cwd=where)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -30,14 +32,18 @@ def _git(*args: str, where: Path) -> str | None:
 def git_sha(where: Path = Path(__file__).parent) -> str | None:
     """The commit attnlab runs from (None outside a git checkout, e.g. a wheel install)."""
     out = _git("rev-parse", "HEAD", where=where)
-    return out.strip() or None if out is not None else None
+    if out is None:
+        return None
+    return out.strip() or None
 
 
 def git_dirty(where: Path = Path(__file__).parent) -> bool | None:
     """Whether the checkout's ``src/`` or ``conf/`` differ from that commit (edited, staged or
     new files): a figure from a dirty tree is not reproducible from the commit alone."""
     out = _git("status", "--porcelain", "--", ":(top)src", ":(top)conf", where=where)
-    return bool(out.strip()) if out is not None else None
+    if out is None:
+        return None
+    return bool(out.strip())
 
 
 def resolved_container(cfg: DictConfig) -> dict[str, Any]:

@@ -78,13 +78,14 @@ def _class_signature(
     """A class's ``__init__`` parameters, with its base class's when it hands ``**kwargs`` on
     to ``super().__init__`` (as ``SpeechDataModule`` does to ``Seq2SeqDataModule``)."""
     own = _signature(init, is_method=True)
-    forwarded = _super_init_keywords(init)
+    call = _super_init_call(init)
     base = _base_target(tree, module_name, cls)
-    inherited = source_signature(base) if own.takes_any and forwarded is not None and base else None
+    inherited = source_signature(base) if own.takes_any and call is not None and base else None
     if inherited is None:
         return own
-    # Keywords the subclass fixes in its super() call are not the user's to set.
-    extra = [p for p in inherited.parameters if p not in own.parameters and p not in forwarded]
+    # What the subclass passes to super() itself, by position or by name, is not the user's.
+    fixed = {*inherited.parameters[: len(call.args)], *(k.arg for k in call.keywords if k.arg)}
+    extra = [p for p in inherited.parameters if p not in own.parameters and p not in fixed]
     return SourceSignature(
         parameters=(*own.parameters, *extra),
         defaults={**{p: inherited.defaults[p] for p in extra}, **own.defaults},
@@ -93,9 +94,9 @@ def _class_signature(
     )
 
 
-def _super_init_keywords(init: ast.FunctionDef) -> set[str] | None:
-    """The keywords ``init`` passes by name to ``super().__init__(..., **kwargs)``; None when it
-    does not hand its ``**kwargs`` on that way."""
+def _super_init_call(init: ast.FunctionDef) -> ast.Call | None:
+    """``init``'s ``super().__init__(..., **kwargs)`` call; None when it does not hand its
+    ``**kwargs`` on that way."""
     kwargs = init.args.kwarg.arg if init.args.kwarg else None
     for node in ast.walk(init):
         if (
@@ -110,7 +111,7 @@ def _super_init_keywords(init: ast.FunctionDef) -> set[str] | None:
                 for k in node.keywords
             )
         ):
-            return {k.arg for k in node.keywords if k.arg is not None}
+            return node
     return None
 
 

@@ -1,8 +1,9 @@
-"""The data module's argument checks, in a module that imports neither torch nor Lightning.
+"""The data modules' argument checks, in a module that imports neither torch nor Lightning.
 
-``Seq2SeqDataModule`` calls :func:`check_data_arguments` first thing; the config validator
-calls it too, before Lightning is imported (seconds), so an unknown split or an impossible batch
-size is named at once (see ``models/arguments.py`` for the models' checks).
+``Seq2SeqDataModule`` calls :func:`check_data_arguments` first thing and ``SpeechDataModule``
+:func:`check_speech_settings`; the config validator calls them too, before Lightning is imported
+(seconds), so an unknown split or an impossible batch size is named at once (see
+``models/arguments.py`` for the models' checks).
 """
 
 from __future__ import annotations

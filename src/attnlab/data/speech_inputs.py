@@ -46,10 +46,10 @@ class FbankSettings:
         """The settings of a ``features:`` config block; an unknown key is named."""
         settings = dict(settings or {})
         known = [f.name for f in fields(cls)]
-        for key in settings:
+        for key in [k for k in settings if k not in known]:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {known}"
-            require(key in known, f"features.{key}", f"unknown filterbank setting{hint}")
+            raise ConfigError(f"features.{key}", f"unknown filterbank setting{hint}")
         return cls(**settings)
 
 
