@@ -3,7 +3,7 @@ and the filterbank settings that turn audio into frames.
 
 :mod:`attnlab.data.speech` builds batches from these; keeping them here lets the config
 validator build a speech task and check its data settings before torch and Lightning load
-(``data=an4 data.valid_split=nope`` answers in about a second).
+(``data=an4 data.valid_split=nope``: 1.8 s on a 2-core CPU, against 7-8 s before).
 """
 
 from __future__ import annotations
