@@ -9,7 +9,7 @@ from attnlab.ctc_prefix import CTCPrefixScorer
 from attnlab.data.tokenizer import BOS
 from attnlab.decoding import beam_search, generate
 from attnlab.losses import LabelSmoothedCrossEntropy
-from attnlab.models.transformer import Transformer
+from tests.test_transformer import tiny
 
 BLANK, EOS = 0, 3
 
@@ -76,20 +76,12 @@ def test_joint_loss_mixes_attention_and_ctc_by_weight():
 
 def test_beam_search_asked_through_generate_scores_jointly_with_ctc():
     # What eval, validation and predict call: decode.ctc_weight must reach the beam search.
-    torch.manual_seed(0)
-    model = Transformer(
-        src_vocab_size=12,
-        tgt_vocab_size=12,
-        d_model=32,
-        d_ff=64,
-        n_heads=2,
-        n_encoder_layers=1,
-        n_decoder_layers=1,
+    model = tiny(
         share_embeddings=False,
         input_dim=20,
         frontend={"kind": "conv2d", "channels": 4, "spec_augment": None},
         ctc_head=True,
-    ).eval()
+    )
     src, pad = torch.randn(3, 48, 20), torch.zeros(3, 48, dtype=torch.bool)
     settings = dict(bos_id=BOS, eos_id=EOS, beam_size=3, length_penalty=0.0, max_len_a=0.25)
 
