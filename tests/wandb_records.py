@@ -58,6 +58,14 @@ def _key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
+def record_counts(path: Path) -> dict[str, int]:
+    """How many records of each type the log holds (for failure messages)."""
+    counts: dict[str, int] = {}
+    for kind, _record in records(path):
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 def logged_metrics(path: Path) -> dict[str, list[float]]:
     """Every history value by key, in the order it was logged."""
     history: dict[str, list[float]] = {}
