@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import Counter
 from pathlib import Path
 
 BLOCK_SIZE = 32 * 1024
@@ -58,12 +59,9 @@ def _key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def record_counts(path: Path) -> dict[str, int]:
+def record_counts(path: Path) -> Counter[str]:
     """How many records of each type the log holds (for failure messages)."""
-    counts: dict[str, int] = {}
-    for kind, _record in records(path):
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+    return Counter(kind for kind, _record in records(path))
 
 
 def logged_metrics(path: Path) -> dict[str, list[float]]:
