@@ -44,6 +44,7 @@ def padded_batch(lengths: list[int], vocab: int = 40, seed: int = 1):
         {"positional": "learned"},
         {"d_k": 8, "d_v": 12},
         {"share_embeddings": False, "src_vocab_size": 30},
+        {"copy_attention": True},
     ],
 )
 def test_incremental_decoding_equals_teacher_forcing(variant):
@@ -93,6 +94,14 @@ def test_embeddings_are_scaled_by_sqrt_d_model():
     tokens = torch.tensor([[5, 6]])
     expected = model.tgt_embed(tokens) * math.sqrt(32) + model.positions(2)
     torch.testing.assert_close(model._embed(model.tgt_embed, tokens), expected)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_decoding_past_max_positions_names_the_key(positional):
+    model = tiny(positional=positional, max_positions=8)
+    src, pad_mask = padded_batch([5, 3])
+    with pytest.raises(ValueError, match="model.max_positions=8"):
+        greedy_search(model, src, pad_mask, bos_id=BOS, eos_id=EOS, max_len_a=0, max_len_b=12)
 
 
 def test_padding_never_changes_a_sentence_result():

@@ -12,6 +12,15 @@ import torch
 from torch import nn
 
 
+def _check_fits(length: int, offset: int, max_len: int) -> None:
+    # A slice past the table is empty and would broadcast the batch away without a word.
+    if offset + length > max_len:
+        raise ValueError(
+            f"position {offset + length - 1} is past model.max_positions={max_len}: raise it, "
+            "or shorten the inputs or the decoding length (decode.max_len_a/max_len_b)"
+        )
+
+
 class SinusoidalPositions(nn.Module):
     """``PE(pos, 2i) = sin(pos / 10000^{2i/d})``, ``PE(pos, 2i+1) = cos(pos / 10000^{2i/d})``."""
 
@@ -26,6 +35,7 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("table", table, persistent=False)
 
     def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        _check_fits(length, offset, self.table.size(0))
         return self.table[offset : offset + length]
 
 
@@ -38,6 +48,7 @@ class LearnedPositions(nn.Module):
         nn.init.normal_(self.embedding.weight, mean=0.0, std=d_model**-0.5)
 
     def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        _check_fits(length, offset, self.embedding.num_embeddings)
         positions = torch.arange(offset, offset + length, device=self.embedding.weight.device)
         return self.embedding(positions)
 

@@ -17,6 +17,7 @@ from torch import nn
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_transformer
 from attnlab.models.attention import KVCache, MultiHeadAttention
+from attnlab.models.copy import CopyGenerator
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.positional import build_positions
@@ -136,6 +137,7 @@ class DecoderLayer(nn.Module):
 class EncoderOut:
     memory: torch.Tensor  # [B, S, d_model]
     pad_mask: torch.Tensor  # [B, S], True at padding
+    src_tokens: torch.Tensor | None = None  # [B, S], kept for a copy layer to point into
 
     @property
     def attn_mask(self) -> torch.Tensor:
@@ -176,10 +178,13 @@ class Transformer(nn.Module):
         input_dim: int | None = None,
         frontend: dict | None = None,
         ctc_head: bool = False,
+        copy_attention: bool = False,
     ):
         """``input_dim`` None: the source is token ids. An int: the source is feature frames of
         that size (speech), which enter through ``frontend`` (see models/frontends.py) instead of
-        an embedding; ``ctc_head`` adds a CTC output layer on the encoder."""
+        an embedding; ``ctc_head`` adds a CTC output layer on the encoder. ``copy_attention``
+        mixes the output distribution with a pointer over the source tokens (models/copy.py),
+        so ``forward`` and ``decode_step`` return normalised log-probabilities."""
         super().__init__()
         check_transformer(
             d_model=d_model,
@@ -202,6 +207,13 @@ class Transformer(nn.Module):
             input_dim is not None or not share_embeddings or src_vocab_size == tgt_vocab_size,
             "share_embeddings",
             f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}",
+        )
+        require(
+            not copy_attention or (input_dim is None and src_vocab_size == tgt_vocab_size),
+            "copy_attention",
+            "copies source token ids into the target, so it needs token sources (not input_dim="
+            f"{input_dim}) and one joint vocabulary (source {src_vocab_size}, target "
+            f"{tgt_vocab_size})",
         )
 
         self.pad_id = pad_id
@@ -241,6 +253,7 @@ class Transformer(nn.Module):
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.output_proj = nn.Linear(d_model, tgt_vocab_size, bias=False)
         self.ctc = CTCHead(d_model, tgt_vocab_size) if ctc_head else None
+        self.copy = CopyGenerator(d_model) if copy_attention else None
         self._reset_parameters()
         if tie_output:  # §3.4: the pre-softmax projection shares the embedding matrix
             self.output_proj.weight = self.tgt_embed.weight
@@ -273,18 +286,28 @@ class Transformer(nn.Module):
         key_mask = (~src_pad_mask)[:, None, None, :]
         for layer in self.encoder_layers:
             x = layer(x, key_mask)
-        return EncoderOut(self.encoder_norm(x), src_pad_mask)
+        return EncoderOut(
+            self.encoder_norm(x), src_pad_mask, src if self.copy is not None else None
+        )
+
+    def _output(self, x: torch.Tensor, enc: EncoderOut) -> torch.Tensor:
+        hidden = self.decoder_norm(x)
+        logits = self.output_proj(hidden)
+        if self.copy is None:
+            return logits
+        return self.copy(logits, hidden, enc.memory, enc.pad_mask, enc.src_tokens)
 
     def decode(self, tgt_in: torch.Tensor, enc: EncoderOut) -> torch.Tensor:
         x = self._embed(self.tgt_embed, tgt_in)
         for layer in self.decoder_layers:
             x, _ = layer(x, enc.attn_mask, enc.memory)
-        return self.output_proj(self.decoder_norm(x))
+        return self._output(x, enc)
 
     def forward(
         self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
     ) -> torch.Tensor:
-        """Teacher-forced logits ``[B, T, V]`` for target inputs ``tgt_in`` (BOS-shifted)."""
+        """Teacher-forced logits ``[B, T, V]`` for target inputs ``tgt_in`` (BOS-shifted); with
+        ``copy_attention``, log-probabilities."""
         return self.decode(tgt_in, self.encode(src, src_pad_mask))
 
     def ctc_log_probs(self, enc: EncoderOut) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,11 +342,16 @@ class Transformer(nn.Module):
         ):
             x, self_cache = layer(x, enc.attn_mask, self_cache=self_cache, cross_cache=cross_cache)
             new_caches.append(self_cache)
-        logits = self.output_proj(self.decoder_norm(x))[:, 0]
+        logits = self._output(x, enc)[:, 0]
         return logits, DecoderState(state.step + 1, new_caches, state.cross_caches)
 
     def reorder_encoder_out(self, enc: EncoderOut, index: torch.Tensor) -> EncoderOut:
-        return EncoderOut(enc.memory.index_select(0, index), enc.pad_mask.index_select(0, index))
+        tokens = enc.src_tokens
+        return EncoderOut(
+            enc.memory.index_select(0, index),
+            enc.pad_mask.index_select(0, index),
+            None if tokens is None else tokens.index_select(0, index),
+        )
 
     def reorder_decoder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
         return DecoderState(
