@@ -76,18 +76,19 @@ def test_rouge_uses_stemming_and_takes_the_best_of_several_references():
 
 @needs_dialogsum
 @pytest.mark.parametrize(
-    "model", ["model=transformer_tiny", "model=rnn_luong", "model=rnn_bahdanau"]
+    "model",
+    [
+        ["model=transformer_tiny", "model.max_positions=512"],
+        ["model=transformer_tiny", "model.max_positions=512", "model.copy_attention=true"],
+        ["model=rnn_luong", "model.embed_dim=32", "model.hidden_size=32"],
+        ["model=rnn_bahdanau", "model.embed_dim=32", "model.hidden_size=32"],
+    ],
+    ids=["transformer", "transformer_copy", "luong", "bahdanau"],
 )
 def test_each_model_family_runs_dialogsum_end_to_end(make_cfg, model):
-    small = (
-        ["model.max_positions=512"]
-        if model.endswith("tiny")
-        else ["model.embed_dim=32", "model.hidden_size=32"]
-    )
     cfg = make_cfg(
         "debug=fdr",
-        model,
-        *small,
+        *model,
         "data=dialogsum",
         "data.limit_train_examples=300",
         "data.limit_eval_examples=6",
