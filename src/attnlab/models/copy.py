@@ -37,8 +37,8 @@ class CopyGenerator(nn.Module):
     search treat it exactly as they treat logits.
 
     Only the (at most S) tokens of the source change from ``log g + log_softmax(logits)``, so the
-    mixture is computed for those alone and written over the dense term: 2 passes over the
-    ``[B, T, V]`` tensor where a dense ``logaddexp`` takes 8 with its backward.
+    mixture is computed for those alone and written over the dense term, instead of a
+    ``logaddexp``, ``log`` and their backwards over the whole ``[B, T, V]`` tensor.
     """
 
     def __init__(self, d_model: int):
