@@ -11,6 +11,10 @@ A model is an ``nn.Module`` with:
   emitted token ``LongTensor[B]`` and get the next-token logits; ``state`` is updated.
 - ``reorder_encoder_out(enc, index) -> enc`` and ``reorder_decoder_state(state, index) -> state``:
   ``index_select`` along the batch dimension (used to expand for beams and follow beam parents).
+  Beam search reorders the state at every step but the encoder output only when sentences leave
+  the batch: a parent is always a beam of the same sentence, whose encoder rows are identical. So
+  whatever depends on the encoder output alone (the Transformer's cross-attention keys and
+  values) belongs in ``enc`` and is not copied at every step.
 """
 
 from __future__ import annotations

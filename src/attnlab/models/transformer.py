@@ -138,6 +138,10 @@ class EncoderOut:
     memory: torch.Tensor  # [B, S, d_model]
     pad_mask: torch.Tensor  # [B, S], True at padding
     src_tokens: torch.Tensor | None = None  # [B, S], kept for a copy layer to point into
+    # Each decoder layer's cross-attention keys/values of ``memory``. They depend on the encoder
+    # output alone, so they live here and move only with ``reorder_encoder_out`` (when sentences
+    # are dropped), not at every beam step: beams of one sentence share them.
+    cross_kv: list[KVCache] | None = None
 
     @property
     def attn_mask(self) -> torch.Tensor:
@@ -148,7 +152,6 @@ class EncoderOut:
 class DecoderState:
     step: int
     self_caches: list[KVCache]
-    cross_caches: list[KVCache]
 
 
 class Transformer(nn.Module):
@@ -319,31 +322,35 @@ class Transformer(nn.Module):
     # -- incremental decoding (see models/interface.py) ----------------------------------------
     def init_decoder_state(self, enc: EncoderOut) -> DecoderState:
         batch = enc.memory.size(0)
-        empty = enc.memory.new_zeros(batch, 0, 0)
         self_caches = []
         for layer in self.decoder_layers:
             attn = layer.self_attn
             self_caches.append(
                 KVCache(
-                    empty.new_zeros(batch, attn.n_heads, 0, attn.d_k),
-                    empty.new_zeros(batch, attn.n_heads, 0, attn.d_v),
+                    enc.memory.new_zeros(batch, attn.n_heads, 0, attn.d_k),
+                    enc.memory.new_zeros(batch, attn.n_heads, 0, attn.d_v),
                 )
             )
-        cross = [layer.cross_attn.project_kv(enc.memory) for layer in self.decoder_layers]
-        return DecoderState(0, self_caches, cross)
+        if enc.cross_kv is None:  # projected once per encoder output (a pure function of it)
+            enc.cross_kv = [
+                layer.cross_attn.project_kv(enc.memory) for layer in self.decoder_layers
+            ]
+        return DecoderState(0, self_caches)
 
     def decode_step(
         self, prev_tokens: torch.Tensor, enc: EncoderOut, state: DecoderState
     ) -> tuple[torch.Tensor, DecoderState]:
         x = self._embed(self.tgt_embed, prev_tokens[:, None], offset=state.step)
+        if enc.cross_kv is None:
+            raise ValueError("decode_step needs the encoder output given to init_decoder_state")
         new_caches = []
         for layer, self_cache, cross_cache in zip(
-            self.decoder_layers, state.self_caches, state.cross_caches, strict=True
+            self.decoder_layers, state.self_caches, enc.cross_kv, strict=True
         ):
             x, self_cache = layer(x, enc.attn_mask, self_cache=self_cache, cross_cache=cross_cache)
             new_caches.append(self_cache)
         logits = self._output(x, enc)[:, 0]
-        return logits, DecoderState(state.step + 1, new_caches, state.cross_caches)
+        return logits, DecoderState(state.step + 1, new_caches)
 
     def reorder_encoder_out(self, enc: EncoderOut, index: torch.Tensor) -> EncoderOut:
         tokens = enc.src_tokens
@@ -351,14 +358,12 @@ class Transformer(nn.Module):
             enc.memory.index_select(0, index),
             enc.pad_mask.index_select(0, index),
             None if tokens is None else tokens.index_select(0, index),
+            None if enc.cross_kv is None else [c.index_select(index) for c in enc.cross_kv],
         )
 
     def reorder_decoder_state(self, state: DecoderState, index: torch.Tensor) -> DecoderState:
-        return DecoderState(
-            state.step,
-            [c.index_select(index) for c in state.self_caches],
-            [c.index_select(index) for c in state.cross_caches],
-        )
+        # Only the self-attention caches follow beam parents; see EncoderOut.cross_kv.
+        return DecoderState(state.step, [c.index_select(index) for c in state.self_caches])
 
     # -- attention maps --------------------------------------------------------------------------
     def attention_modules(self) -> dict[str, list[MultiHeadAttention]]:
