@@ -259,10 +259,14 @@ def _tied_inputs() -> list[torch.Tensor]:
     # topk returns the tied winners in arbitrary order.
     top_tied = torch.stack([torch.randperm(1000, generator=gen) for _ in range(8)]).double()
     top_tied[top_tied >= 996] = 1000.0
-    return [few_levels, top_tied]
+    # Distinct values but for a run of three tied at ranks 2-4: it straddles the cut at k = 4
+    # and fits among the top 2k + 1 candidates (the path that does not scan the whole row).
+    short_tie = torch.stack([torch.randperm(1000, generator=gen) for _ in range(8)]).double()
+    short_tie[(short_tie >= 995) & (short_tie <= 997)] = 996.0
+    return [few_levels, top_tied, short_tie]
 
 
-@pytest.mark.parametrize("x", _tied_inputs(), ids=["few-levels", "tied-winners"])
+@pytest.mark.parametrize("x", _tied_inputs(), ids=["few-levels", "tied-winners", "short-tie"])
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_topk_breaks_ties_by_lowest_index(x: torch.Tensor, k: int) -> None:
     """Must agree with a stable descending sort, whether or not ties straddle the cut."""

@@ -15,8 +15,8 @@ def nan_on_fourth_training_batch(monkeypatch):
     original = LabelSmoothedCrossEntropy.forward
     seen = {"training_batches": 0}
 
-    def poisoned(self, logits, target):
-        loss, nll = original(self, logits, target)
+    def poisoned(self, logits, target, *args, **kwargs):
+        loss, nll = original(self, logits, target, *args, **kwargs)
         if self.training:
             seen["training_batches"] += 1
             if seen["training_batches"] == 4:

@@ -161,3 +161,84 @@ def test_bf16_cpu_training_attention_matches_fp32_sdpa_in_value_and_gradient(mon
     bf16 = run(torch.autocast("cpu", dtype=torch.bfloat16))
     for got, want in zip(bf16, reference, strict=True):
         torch.testing.assert_close(got, want, rtol=0.05, atol=0.05 * want.abs().max().item())
+
+
+def test_growing_cache_survives_growth_forks_and_reordering():
+    """The self-attention cache writes in place, so what it must keep: the steps it was given,
+    past its first capacity, when two continuations branch from one cache, and after rows are
+    reordered (beam parents) or dropped (finished sentences)."""
+    from attnlab.models.attention import GrowingKVCache
+
+    torch.manual_seed(0)
+    steps = [(torch.randn(3, 1, 2, 4), torch.randn(3, 1, 2, 5)) for _ in range(7)]
+
+    def expected(chosen):
+        keys, values = zip(*chosen, strict=True)
+        return torch.cat(keys, 1).transpose(1, 2), torch.cat(values, 1).transpose(1, 2)
+
+    cache = GrowingKVCache.empty(torch.zeros(()), 3, 2, 4, 5, capacity=2)
+    for key, value in steps[:5]:  # grows twice
+        cache = cache.append(key, value)
+    first = cache.append(*steps[5])
+    second = cache.append(*steps[6])  # branches from the same cache as `first`
+    for got, chosen in ((cache, steps[:5]), (first, steps[:6]), (second, steps[:5] + steps[6:])):
+        want_key, want_value = expected(chosen)
+        assert torch.equal(got.key, want_key) and torch.equal(got.value, want_value)
+
+    index = torch.tensor([2, 2, 0, 1])  # a reorder that also repeats and grows the batch
+    moved = first.index_select(index).append(*(torch.randn(4, 1, 2, d) for d in (4, 5)))
+    want_key, _ = expected(steps[:6])
+    assert torch.equal(moved.key[:, :, :6], want_key[index])
+    dropped = second.index_select(torch.tensor([1]))
+    assert torch.equal(dropped.value, expected(steps[:5] + steps[6:])[1][1:2])
+
+
+def test_bf16_incremental_decoding_follows_teacher_forcing():
+    # Under bf16 autocast the cache takes the keys' dtype and single queries take the matmul
+    # path with an fp32 softmax; the logits stay within bf16 accuracy of teacher forcing.
+    model = tiny()
+    src, pad_mask = padded_batch([7, 4, 6])
+    tgt_in = torch.randint(4, 40, (3, 9))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        full = model(src, pad_mask, tgt_in).float()
+        enc = model.encode(src, pad_mask)
+        state = model.init_decoder_state(enc)
+        steps = []
+        for t in range(tgt_in.size(1)):
+            logits, state = model.decode_step(tgt_in[:, t], enc, state)
+            steps.append(logits.float())
+    assert state.self_caches[0].key.dtype == torch.bfloat16
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=0.05, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"norm_position": "pre"}, {"positional": "learned"}, {"copy_attention": True}],
+)
+def test_skipping_padding_changes_no_logit_and_no_gradient(variant):
+    """Given the real target positions, the model runs its position-wise layers on real tokens
+    only; the logits there, and every parameter's gradient, are those of the padded pass."""
+    from attnlab.losses import LabelSmoothedCrossEntropy
+
+    src, src_pad_mask = padded_batch([7, 3, 6, 5])
+    tgt_lengths = torch.tensor([4, 8, 2, 6])
+    tgt_in = torch.randint(4, 40, (4, 8)).masked_fill(
+        torch.arange(8)[None, :] >= tgt_lengths[:, None], PAD
+    )
+    tgt_out = tgt_in.roll(-1, dims=1).masked_fill(tgt_in == PAD, PAD)
+    positions = (tgt_in != PAD).reshape(-1).nonzero().squeeze(1)
+    criterion = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)
+
+    def run(**kwargs):
+        model = tiny(**variant)
+        logits = model(src, src_pad_mask, tgt_in, **kwargs)
+        loss, _ = criterion(logits, tgt_out, target_positions=kwargs.get("target_positions"))
+        loss.backward()
+        return logits, {name: p.grad for name, p in model.named_parameters()}
+
+    padded, padded_grads = run()
+    real, real_grads = run(target_positions=positions)
+    assert real.shape == (int(tgt_lengths.sum()), 40)
+    torch.testing.assert_close(real, padded.reshape(-1, 40)[positions], atol=1e-5, rtol=1e-5)
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(real_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -176,14 +176,21 @@ def interleave(
 
 # ----------------------------------------------------------------------------------- batches
 def random_split(n: int, cfg: DictConfig, vocab: int, rng: np.random.Generator) -> TokenizedSplit:
-    """``n`` random sentence pairs, lengths uniform in [min_len, max_len] on each side."""
+    """``n`` random sentence pairs: source lengths uniform in [min_len, max_len], each target's
+    its source's plus rounded Gaussian noise (``target_length_noise``), clipped to that range,
+    so that a batch pads as a real translation batch does."""
+    import numpy as np
+
     from attnlab.data.datamodule import TokenizedSplit
 
-    def sentences() -> list[np.ndarray]:
-        lengths = rng.integers(cfg.min_len, cfg.max_len + 1, size=n)
+    source_lengths = rng.integers(cfg.min_len, cfg.max_len + 1, size=n)
+    noise = np.rint(rng.normal(0.0, cfg.target_length_noise, size=n)).astype(int)
+    target_lengths = np.clip(source_lengths + noise, cfg.min_len, cfg.max_len)
+
+    def sentences(lengths: np.ndarray) -> list[np.ndarray]:
         return [rng.integers(EOS + 1, vocab, size=int(k)).astype("int32") for k in lengths]
 
-    return TokenizedSplit("synthetic", [], sentences(), sentences())
+    return TokenizedSplit("synthetic", [], sentences(source_lengths), sentences(target_lengths))
 
 
 def synthetic_batches(cfg: DictConfig) -> list[Batch]:
@@ -451,15 +458,19 @@ def marian_for(bench: Bench, group: str, node: DictConfig, vocab: int) -> nn.Mod
 # ---------------------------------------------------------------------------------- training
 @dataclass
 class Variant:
-    """One implementation under training: its model, how it maps a batch to logits, its Adam."""
+    """One implementation under training: its model, how it maps a batch to logits, its Adam.
+    ``real_tokens_only``: the logits are those of the batch's ``target_positions`` (attnlab
+    models skip the padding, as attnlab-train runs them); otherwise ``[B, T, V]``."""
 
     name: str
     model: nn.Module
     logits: Callable[[Batch], torch.Tensor]
     optimizer: Any = None
+    real_tokens_only: bool = False
 
 
 def variant(name: str, model: nn.Module, lr: float, logits: Callable | None = None) -> Variant:
+    """An attnlab model as attnlab-train runs it, or a reference model with its ``logits``."""
     import torch
 
     model.train()
@@ -467,8 +478,15 @@ def variant(name: str, model: nn.Module, lr: float, logits: Callable | None = No
     optimizer = torch.optim.Adam(
         model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9, fused=device_supports_fused(model)
     )
-    logits = logits or (lambda b: model(b.src, b.src_pad_mask, b.tgt_in))
-    return Variant(name, model, logits, optimizer)
+    if logits is not None:
+        return Variant(name, model, logits, optimizer)
+    real_logits = lambda b: model(b.src, b.src_pad_mask, b.tgt_in, b.target_positions)  # noqa: E731
+    return Variant(name, model, real_logits, optimizer, real_tokens_only=True)
+
+
+def padded_logits(model: nn.Module) -> Callable[[Batch], torch.Tensor]:
+    """``[B, T, V]`` logits of a reference model that takes ``(src, src_pad_mask, tgt_in)``."""
+    return lambda b: model(b.src, b.src_pad_mask, b.tgt_in)
 
 
 def marian_logits(model: nn.Module) -> Callable[[Batch], torch.Tensor]:
@@ -488,7 +506,8 @@ def device_supports_fused(model: nn.Module) -> bool:
 def train_step(v: Variant, batch: Batch, criterion: nn.Module) -> None:
     """What attnlab-train does per batch: loss per target token, backward, Adam."""
     v.optimizer.zero_grad(set_to_none=True)
-    loss_sum, _ = criterion(v.logits(batch), batch.tgt_out)
+    positions = batch.target_positions if v.real_tokens_only else None
+    loss_sum, _ = criterion(v.logits(batch), batch.tgt_out, target_positions=positions)
     (loss_sum / batch.num_target_tokens).backward()
     v.optimizer.step()
 
@@ -543,7 +562,7 @@ def section_train(bench: Bench) -> None:
             variants.append(variant("marian", marian, cfg.lr, marian_logits(marian)))
         if cfg.torch_baseline:
             model = build_torch_transformer(node, cfg.vocab, bench.device, cfg.seed)
-            variants.append(variant("torch", model, cfg.lr))
+            variants.append(variant("torch", model, cfg.lr, padded_logits(model)))
         # Model FLOPs: the same math whichever code runs it, so attnlab's count for all three.
         same = weights_per_token(attnlab)
         compare_training(bench, group, variants, lambda v, same=same: same)
@@ -557,7 +576,7 @@ def section_rnn(bench: Bench) -> None:
     variants = [variant("attnlab", rnn, cfg.lr)]
     if cfg.torch_baseline:
         lstm = build_plain_lstm(cfg.rnn_model, cfg.vocab, bench.device, cfg.seed)
-        variants.append(variant("lstm", lstm, cfg.lr))
+        variants.append(variant("lstm", lstm, cfg.lr, padded_logits(lstm)))
     # Different models (the plain LSTM has no attention): each is counted on its own weights.
     compare_training(bench, "rnn", variants, lambda v: weights_per_token(v.model))
 
@@ -586,14 +605,21 @@ def section_flops(bench: Bench) -> None:
 
     cfg = bench.cfg
     dtype = torch.bfloat16 if bench.bf16 else torch.float32
-    peak_samples = matmul_peak(cfg.peak.size, cfg.peak.repeats, bench.device, dtype)
+    # The best rate over several sizes: which size runs fastest differs between machines (on
+    # one, 512^2 ran at 165 GFLOP/s and 2048^2 at 125-149), and a low peak would flatter MFU.
+    peak_samples = [
+        rate
+        for size in cfg.peak.sizes
+        for rate in matmul_peak(size, cfg.peak.repeats, bench.device, dtype)
+    ]
     peak = max(peak_samples)
+    sizes = ", ".join(f"{size}^2" for size in cfg.peak.sizes)
     bench.add(
         Row(
             f"flops/peak_{'bf16' if bench.bf16 else 'fp32'}_matmul",
             "GFLOP/s",
             peak_samples,
-            note=f"{cfg.peak.size}^2 matmuls, {torch.get_num_threads()} threads; MFU uses the best",
+            note=f"{sizes} matmuls, {torch.get_num_threads()} threads; MFU uses the best",
         )
     )
     if not bench.train_runs:

@@ -92,23 +92,26 @@ def _topk_lowest_index_first(x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
     """``x.topk(k, dim=1)`` with ties broken towards the lowest index, like ``argmax``.
 
     ``topk`` leaves tie order unspecified, and ties are common with bf16/fp16 logits; without a
-    fixed rule beam 1 could pick a different token than greedy's argmax. The k winners are put in
-    index order, then stable-sorted by value.
+    fixed rule beam 1 could pick a different token than greedy's argmax. The top ``2k + 1`` are
+    taken: when the last of them is below the k-th value, every entry tied with the k-th is among
+    them, so ranking just those by (value, lowest index) is exact and no pass over the whole row
+    (V wide) is needed. Rows whose tie runs past them (rare: 2k + 2 equal values at the top) take
+    the full path.
     """
-    width = min(k + 1, x.size(1))
+    width = min(2 * k + 1, x.size(1))
     top_values, top_idx = x.topk(width, dim=1)
-    # No tie straddles the cut when the k-th value beats the (k+1)-th: then topk picked the right
-    # set and only its order is left (no pass over the whole row, which is V wide).
-    if width == k or bool((top_values[:, k - 1] > top_values[:, k]).all()):
-        idx = top_idx[:, :k].sort(dim=1).values
-    else:
-        # Keep everything strictly above the k-th value, fill with its ties in index order.
-        kth = top_values[:, k - 1 : k]
-        above = x > kth
-        at_kth = x == kth
-        need = k - above.sum(1, keepdim=True)
-        take = above | (at_kth & (at_kth.cumsum(1) <= need))
-        idx = take.nonzero()[:, 1].view(x.size(0), k)  # exactly k per row, ascending index
+    if width == x.size(1) or bool((top_values[:, k - 1] > top_values[:, width - 1]).all()):
+        idx = top_idx.sort(dim=1).values  # the candidates in index order ...
+        values = x.gather(1, idx)
+        order = values.argsort(dim=1, descending=True, stable=True)[:, :k]  # ... ranked stably
+        return values.gather(1, order), idx.gather(1, order)
+    # Keep everything strictly above the k-th value, fill with its ties in index order.
+    kth = top_values[:, k - 1 : k]
+    above = x > kth
+    at_kth = x == kth
+    need = k - above.sum(1, keepdim=True)
+    take = above | (at_kth & (at_kth.cumsum(1) <= need))
+    idx = take.nonzero()[:, 1].view(x.size(0), k)  # exactly k per row, ascending index
     values = x.gather(1, idx)
     order = values.argsort(dim=1, descending=True, stable=True)
     return values.gather(1, order), idx.gather(1, order)

@@ -38,14 +38,20 @@ class LabelSmoothedCrossEntropy(nn.Module):
         logits: torch.Tensor,
         target: torch.Tensor,
         ctc: tuple[torch.Tensor, torch.Tensor] | None = None,
+        target_positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (loss sum, attention NLL sum) over tokens that are not ``ignore_index``.
 
+        ``logits`` are ``[B, T, V]`` for ``target [B, T]``; or, with ``target_positions`` (flat
+        indices into ``B * T``, as a model's ``forward`` takes them), ``[N, V]`` for just those.
         With ``ctc_weight`` > 0, ``ctc`` is the encoder's CTC ``(log_probs [B, S, V], lengths
         [B])`` and the loss is ``(1 - w) * attention + w * CTC`` (ESPnet's ``mtlalpha``); the
         CTC targets are ``target`` without its final eos.
         """
-        loss, nll = self._attention_loss(logits, target)
+        flat_target = target.reshape(-1)
+        if target_positions is not None:
+            flat_target = flat_target.index_select(0, target_positions)
+        loss, nll = self._attention_loss(logits, flat_target)
         if self.ctc_weight == 0.0:
             return loss, nll
         if ctc is None:
@@ -73,7 +79,7 @@ class LabelSmoothedCrossEntropy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         loss, nll = _SmoothedCrossEntropy.apply(
             logits.reshape(-1, logits.size(-1)),
-            target.reshape(-1),
+            target,
             self.label_smoothing,
             self.ignore_index,
         )

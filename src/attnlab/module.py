@@ -80,13 +80,17 @@ class Seq2SeqModule(L.LightningModule):
         return self.model(batch.src, batch.src_pad_mask, batch.tgt_in)
 
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # Logits of the real target tokens only: the padding's are never scored, and the
+        # Transformer then skips it in every position-wise layer too.
+        positions = batch.target_positions
         if getattr(self.criterion, "ctc_weight", 0.0) > 0:  # hybrid CTC/attention
             enc = self.model.encode(batch.src, batch.src_pad_mask)
-            logits = self.model.decode(batch.tgt_in, enc)
+            logits = self.model.decode(batch.tgt_in, enc, positions)
             ctc = self.model.ctc_log_probs(enc)
-            loss_sum, nll_sum = self.criterion(logits, batch.tgt_out, ctc)
+            loss_sum, nll_sum = self.criterion(logits, batch.tgt_out, ctc, positions)
         else:
-            loss_sum, nll_sum = self.criterion(self(batch), batch.tgt_out)
+            logits = self.model(batch.src, batch.src_pad_mask, batch.tgt_in, positions)
+            loss_sum, nll_sum = self.criterion(logits, batch.tgt_out, target_positions=positions)
         return loss_sum, nll_sum, batch.num_target_tokens
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:

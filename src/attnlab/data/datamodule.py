@@ -48,6 +48,12 @@ class Batch:
         return (self.tgt_out != PAD).sum()
 
     @property
+    def target_positions(self) -> torch.Tensor:
+        """Flat indices into ``B * T`` of the target tokens that are not padding, row by row:
+        the positions whose logits a model's ``forward`` computes when given them."""
+        return (self.tgt_out != PAD).reshape(-1).nonzero().squeeze(1)
+
+    @property
     def num_source_tokens(self) -> torch.Tensor:
         return (~self.src_pad_mask).sum()
 

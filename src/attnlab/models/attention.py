@@ -28,6 +28,124 @@ class KVCache:
         return KVCache(self.key.index_select(0, index), self.value.index_select(0, index))
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Where the real tokens of a right-padded ``[B, T]`` batch are, so that position-wise
+    layers (projections, feed-forward, layer norm, dropout) run on them alone.
+
+    ``index [N]`` holds their flat positions in ``B * T``, row by row. Only the attention core
+    needs the padded layout: ``unpack`` lays packed rows out as ``[B, T, ...]`` with zeros at the
+    padding, ``pack`` takes them back. On Multi30k-shaped batches a sixth of the positions are
+    padding, and every position-wise FLOP spent on them is wasted.
+    """
+
+    index: torch.Tensor
+    batch: int
+    length: int
+
+    @classmethod
+    def from_mask(cls, keep: torch.Tensor) -> Packing:
+        """From ``keep [B, T]``, True at real tokens."""
+        return cls(keep.reshape(-1).nonzero().squeeze(1), keep.size(0), keep.size(1))
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Each packed token's position in its sentence (right padding: row offset)."""
+        return self.index % self.length
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, ...]`` -> ``[N, ...]``."""
+        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, ...]`` -> ``[B, T, ...]``, zeros at the padding."""
+        out = x.new_zeros(self.batch * self.length, *x.shape[1:])
+        return out.index_copy(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
+
+
+@dataclass
+class _TimeMajorBuffers:
+    key: torch.Tensor  # [capacity, B, h, d_k]
+    value: torch.Tensor  # [capacity, B, h, d_v]
+    filled: int  # steps written so far, by whichever cache wrote last
+
+
+class GrowingKVCache:
+    """Decoder self-attention keys and values that grow by one write per step.
+
+    They live in time-major buffers ``[capacity, B, h, d]``. A step writes its keys and values at
+    position ``length``, so nothing already cached is copied (``torch.cat`` copies the whole
+    past at every step; that was 12% of beam search on a CPU). Following beam parents copies the
+    ``length`` filled steps into a new buffer's prefix, which is contiguous in this layout, so
+    ``index_select`` writes there directly. ``key`` and ``value`` are ``[B, h, length, d]`` views.
+
+    The cache a step returns shares its buffers with the one it was given. A cache writes in
+    place only when nothing was written past its own length; otherwise it copies its prefix
+    first, so an older cache stays valid and two continuations of it cannot overwrite each other.
+    """
+
+    def __init__(self, buffers: _TimeMajorBuffers, length: int):
+        self._buffers, self.length = buffers, length
+
+    @classmethod
+    def empty(
+        cls, like: torch.Tensor, batch: int, n_heads: int, d_k: int, d_v: int, capacity: int = 32
+    ) -> GrowingKVCache:
+        """An empty cache with room for ``capacity`` steps (it doubles when full), in ``like``'s
+        dtype and device."""
+        key = like.new_empty(capacity, batch, n_heads, d_k)
+        return cls(_TimeMajorBuffers(key, like.new_empty(capacity, batch, n_heads, d_v), 0), 0)
+
+    @property
+    def key(self) -> torch.Tensor:
+        return self._buffers.key[: self.length].permute(1, 2, 0, 3)
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self._buffers.value[: self.length].permute(1, 2, 0, 3)
+
+    def _copy(
+        self,
+        capacity: int,
+        index: torch.Tensor | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> _TimeMajorBuffers:
+        """New buffers holding this cache's ``length`` steps (rows ``index`` of them, if given)."""
+        old, n = self._buffers, self.length
+        rows = old.key.size(1) if index is None else index.numel()
+        dtype = dtype or old.key.dtype
+        new = _TimeMajorBuffers(
+            old.key.new_empty(capacity, rows, *old.key.shape[2:], dtype=dtype),
+            old.value.new_empty(capacity, rows, *old.value.shape[2:], dtype=dtype),
+            n,
+        )
+        for src, dst in ((old.key, new.key), (old.value, new.value)):
+            if index is None:
+                dst[:n].copy_(src[:n])
+            else:
+                torch.index_select(src[:n], 1, index, out=dst[:n])
+        return new
+
+    def append(self, key: torch.Tensor, value: torch.Tensor) -> GrowingKVCache:
+        """The cache with ``key [B, t, h, d_k]`` and ``value [B, t, h, d_v]`` added after it."""
+        t = key.size(1)
+        buffers, capacity = self._buffers, self._buffers.key.size(0)
+        if (
+            buffers.filled != self.length
+            or self.length + t > capacity
+            or buffers.key.dtype != key.dtype  # the first step under autocast: bf16 keys
+        ):
+            buffers = self._copy(max(capacity, 2 * (self.length + t)), dtype=key.dtype)
+        end = self.length + t
+        buffers.key[self.length : end] = key.transpose(0, 1)
+        buffers.value[self.length : end] = value.transpose(0, 1)
+        buffers.filled = end
+        return GrowingKVCache(buffers, end)
+
+    def index_select(self, index: torch.Tensor) -> GrowingKVCache:
+        return GrowingKVCache(self._copy(self._buffers.key.size(0), index), self.length)
+
+
 class MultiHeadAttention(nn.Module):
     """``MultiHead(Q, K, V) = Concat(head_1..head_h) W^O``, ``head_i = Attention(QW_i^Q, KW_i^K, VW_i^V)``."""
 
@@ -56,9 +174,14 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, t, self.n_heads, d).transpose(1, 2)
 
     def project_kv(self, memory: torch.Tensor) -> KVCache:
-        """Keys and values of ``memory`` (the encoder output for cross-attention, computed once)."""
+        """Keys and values of ``memory`` (the encoder output for cross-attention, computed once).
+
+        Made contiguous here, once: a head-split view is not, and each decoding step's matmuls
+        would otherwise copy it whole (a quarter of beam search time on a CPU).
+        """
         return KVCache(
-            self._split(self.k_proj(memory), self.d_k), self._split(self.v_proj(memory), self.d_v)
+            self._split(self.k_proj(memory), self.d_k).contiguous(),
+            self._split(self.v_proj(memory), self.d_v).contiguous(),
         )
 
     def forward(
@@ -68,45 +191,55 @@ class MultiHeadAttention(nn.Module):
         *,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        cache: KVCache | None = None,
+        cache: KVCache | GrowingKVCache | None = None,
         static_kv: bool = False,
-    ) -> tuple[torch.Tensor, KVCache | None]:
+        packing: Packing | None = None,
+    ) -> tuple[torch.Tensor, GrowingKVCache | None]:
         """Attend from ``query [B, T, d_model]`` to ``key_value [B, S, d_model]``.
 
         ``attn_mask`` is boolean, True where attention is *allowed*, broadcastable to
-        ``[B, h, T, S]``. With ``cache`` and ``static_kv=False`` (decoder self-attention) the new
-        keys/values are appended to the cache; with ``static_kv=True`` (cross-attention) the
-        cache already holds the projected memory and ``key_value`` is ignored.
+        ``[B, h, T, S]``. With a ``GrowingKVCache`` (decoder self-attention) the new keys/values
+        are appended to it and the grown cache is returned; with ``static_kv=True``
+        (cross-attention) ``cache`` already holds the projected memory and ``key_value`` is
+        ignored. With ``packing``, ``query`` is packed ``[N, d_model]`` (and so is the output);
+        so is the source in self-attention, while ``key_value`` stays padded.
         """
-        q = self._split(self.q_proj(query), self.d_k)
+        q = self.q_proj(query)
+        if packing is not None:
+            q = packing.unpack(q)
+        q = self._split(q, self.d_k)
         if static_kv and cache is not None:
             k, v = cache.key, cache.value
+            cache = None
         else:
             source = query if key_value is None else key_value
-            k = self._split(self.k_proj(source), self.d_k)
-            v = self._split(self.v_proj(source), self.d_v)
+            k, v = self.k_proj(source), self.v_proj(source)
+            if packing is not None and key_value is None:
+                k, v = packing.unpack(k), packing.unpack(v)
+            b, s, _ = k.shape
+            k = k.view(b, s, self.n_heads, self.d_k)
+            v = v.view(b, s, self.n_heads, self.d_v)
             if cache is not None:
-                k = torch.cat([cache.key, k], dim=2)
-                v = torch.cat([cache.value, v], dim=2)
-            # Incremental decoding passes a (possibly empty) cache and gets the grown one back.
-            cache = KVCache(k, v) if cache is not None else None
+                # Incremental decoding passes a (possibly empty) cache and gets the grown one back.
+                cache = cache.append(k, v)
+                k, v = cache.key, cache.value
+            else:
+                k, v = k.transpose(1, 2), v.transpose(1, 2)
         dropout_p = self.dropout if self.training else 0.0
         if self.keep_weights:
             out = self._explicit_attention(q, k, v, attn_mask, is_causal, dropout_p)
-        elif (
-            q.size(2) == 1
-            and q.device.type == "cpu"
-            and q.dtype == torch.float32  # SDPA accumulates bf16 in fp32; these matmuls do not
-            and dropout_p == 0.0
-            and not is_causal
-        ):
+        elif q.size(2) == 1 and q.device.type == "cpu" and dropout_p == 0.0 and not is_causal:
             # One query per row (a decoding step): two small batched matmuls beat SDPA's CPU
-            # kernel here (1.79 vs 2.47 ms for 256 rows x 4 heads over 31 keys, 2 threads).
-            # Every row has at least one key to attend to (a source is never empty).
-            scores = (q @ k.transpose(-2, -1)).mul_(1.0 / math.sqrt(self.d_k))
+            # kernel here (1.79 vs 2.47 ms for 256 rows x 4 heads over 31 keys, 2 threads, fp32;
+            # in bf16 SDPA took 2.75 ms). In bf16 the softmax is fp32, as in bf16 training.
+            # Scores as (k q^T)^T: the cache's keys are time-major, and a bf16 matmul over
+            # their transpose is slow (3.7 vs 0.85 ms over 32 keys); this form reads them as they
+            # lie. Every row has at least one key to attend to (a source is never empty).
+            scores = (k @ q.transpose(-2, -1)).transpose(-2, -1)
+            scores = scores.float().mul_(1.0 / math.sqrt(self.d_k))
             if attn_mask is not None:
                 scores = scores.masked_fill_(~attn_mask, float("-inf"))
-            out = scores.softmax(dim=-1) @ v
+            out = scores.softmax(dim=-1).to(v.dtype) @ v
         elif q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled():
             # bf16 training on a CPU: SDPA's CPU flash kernel has a slow bf16 backward (180 of
             # a 725 ms transformer_small step); the spelled-out maths, with the softmax in fp32
@@ -118,6 +251,8 @@ class MultiHeadAttention(nn.Module):
             )
         b, _, t, _ = out.shape
         out = out.transpose(1, 2).reshape(b, t, self.n_heads * self.d_v)
+        if packing is not None:
+            out = packing.pack(out)
         return self.out_proj(out), cache
 
     def _explicit_attention(self, q, k, v, attn_mask, is_causal, dropout_p):

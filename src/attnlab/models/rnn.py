@@ -147,18 +147,31 @@ class _RNNSeq2Seq(nn.Module):
         return self.ctc(enc.memory, enc.pad_mask)
 
     def forward(
-        self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+        self,
+        src: torch.Tensor,
+        src_pad_mask: torch.Tensor,
+        tgt_in: torch.Tensor,
+        target_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.decode(tgt_in, self.encode(src, src_pad_mask))
+        return self.decode(tgt_in, self.encode(src, src_pad_mask), target_positions)
 
-    def decode(self, tgt_in: torch.Tensor, enc: RNNEncoderOut) -> torch.Tensor:
-        """Teacher-forced logits ``[B, T, V]`` given the encoder output."""
+    def decode(
+        self,
+        tgt_in: torch.Tensor,
+        enc: RNNEncoderOut,
+        target_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]`` given the encoder output; with
+        ``target_positions`` (flat indices into ``B * T``), the ``[N, V]`` rows of those."""
         state = self.init_decoder_state(enc)
         logits = []
         for t in range(tgt_in.size(1)):
             step_logits, state = self.decode_step(tgt_in[:, t], enc, state)
             logits.append(step_logits)
-        return torch.stack(logits, dim=1)
+        logits = torch.stack(logits, dim=1)
+        if target_positions is None:
+            return logits
+        return logits.view(-1, logits.size(-1)).index_select(0, target_positions)
 
     @torch.no_grad()
     def attention_maps(

@@ -16,7 +16,7 @@ from torch import nn
 
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_transformer
-from attnlab.models.attention import KVCache, MultiHeadAttention
+from attnlab.models.attention import GrowingKVCache, KVCache, MultiHeadAttention, Packing
 from attnlab.models.copy import CopyGenerator
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -80,8 +80,12 @@ class EncoderLayer(nn.Module):
         self.attn_sublayer = Sublayer(d_model, dropout, pre_norm)
         self.ff_sublayer = Sublayer(d_model, dropout, pre_norm)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        attended, _ = self.self_attn(self.attn_sublayer.inputs(x), attn_mask=key_mask)
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor, packing: Packing | None = None
+    ) -> torch.Tensor:
+        attended, _ = self.self_attn(
+            self.attn_sublayer.inputs(x), attn_mask=key_mask, packing=packing
+        )
         x = self.attn_sublayer.finish(x, attended)
         return self.ff_sublayer.finish(x, self.feed_forward(self.ff_sublayer.inputs(x)))
 
@@ -112,13 +116,17 @@ class DecoderLayer(nn.Module):
         x: torch.Tensor,
         memory_mask: torch.Tensor,
         memory: torch.Tensor | None = None,
-        self_cache: KVCache | None = None,
+        self_cache: GrowingKVCache | None = None,
         cross_cache: KVCache | None = None,
-    ) -> tuple[torch.Tensor, KVCache | None]:
+        packing: Packing | None = None,
+    ) -> tuple[torch.Tensor, GrowingKVCache | None]:
         # Without a cache the whole target prefix is processed at once under a causal mask
         # (teacher forcing); with one, x is the newest position and sees every cached one.
         attended, self_cache = self.self_attn(
-            self.self_sublayer.inputs(x), cache=self_cache, is_causal=self_cache is None
+            self.self_sublayer.inputs(x),
+            cache=self_cache,
+            is_causal=self_cache is None,
+            packing=packing,
         )
         x = self.self_sublayer.finish(x, attended)
         attended, _ = self.cross_attn(
@@ -127,6 +135,7 @@ class DecoderLayer(nn.Module):
             attn_mask=memory_mask,
             cache=cross_cache,
             static_kv=cross_cache is not None,
+            packing=packing,
         )
         x = self.cross_sublayer.finish(x, attended)
         x = self.ff_sublayer.finish(x, self.feed_forward(self.ff_sublayer.inputs(x)))
@@ -151,7 +160,7 @@ class EncoderOut:
 @dataclass
 class DecoderState:
     step: int
-    self_caches: list[KVCache]
+    self_caches: list[GrowingKVCache]
 
 
 class Transformer(nn.Module):
@@ -277,41 +286,75 @@ class Transformer(nn.Module):
         x = embedding(tokens) * self.embed_scale + self.positions(tokens.size(1), offset)
         return dropout(x, self.dropout, self.training)
 
+    def _embed_packed(
+        self, embedding: nn.Embedding, tokens: torch.Tensor, packing: Packing
+    ) -> torch.Tensor:
+        """``_embed`` of the real tokens of ``tokens [B, T]`` only: ``[N, d_model]``."""
+        table = self.positions(packing.length)
+        x = embedding(packing.pack(tokens)) * self.embed_scale + table[packing.positions]
+        return dropout(x, self.dropout, self.training)
+
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> EncoderOut:
+        """Runs the layers on the real source positions only (``Packing``); ``memory`` is laid
+        out padded, with zeros at the padding."""
         if self.frontend is None:
-            x = self._embed(self.src_embed, src)
+            packing = Packing.from_mask(~src_pad_mask)
+            x = self._embed_packed(self.src_embed, src, packing)
         else:  # feature frames, subsampled; the mask shrinks with them
             x, src_pad_mask = self.frontend(src, src_pad_mask)
             # Scaled like an embedding (as ESPnet's positional encoding does after Conv2d), so
             # the sinusoids do not drown the acoustic features.
             x = x * self.embed_scale + self.positions(x.size(1))
-            x = dropout(x, self.dropout, self.training)
+            packing = Packing.from_mask(~src_pad_mask)
+            x = dropout(packing.pack(x), self.dropout, self.training)
         key_mask = (~src_pad_mask)[:, None, None, :]
         for layer in self.encoder_layers:
-            x = layer(x, key_mask)
-        return EncoderOut(
-            self.encoder_norm(x), src_pad_mask, src if self.copy is not None else None
-        )
+            x = layer(x, key_mask, packing)
+        memory = packing.unpack(self.encoder_norm(x))
+        return EncoderOut(memory, src_pad_mask, src if self.copy is not None else None)
 
-    def _output(self, x: torch.Tensor, enc: EncoderOut) -> torch.Tensor:
+    def _output(
+        self, x: torch.Tensor, enc: EncoderOut, packing: Packing | None = None
+    ) -> torch.Tensor:
         hidden = self.decoder_norm(x)
-        logits = self.output_proj(hidden)
         if self.copy is None:
-            return logits
-        return self.copy(logits, hidden, enc.memory, enc.pad_mask, enc.src_tokens)
+            return self.output_proj(hidden)
+        if packing is not None:  # the pointer attends over the padded source, row by row
+            hidden = packing.unpack(hidden)
+        logits = self.output_proj(hidden)
+        out = self.copy(logits, hidden, enc.memory, enc.pad_mask, enc.src_tokens)
+        return out if packing is None else packing.pack(out)
 
-    def decode(self, tgt_in: torch.Tensor, enc: EncoderOut) -> torch.Tensor:
-        x = self._embed(self.tgt_embed, tgt_in)
+    def decode(
+        self,
+        tgt_in: torch.Tensor,
+        enc: EncoderOut,
+        target_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, V]``; with ``target_positions`` (flat indices into
+        ``B * T``, row by row, each row's a prefix of it: the non-padding targets), ``[N, V]``
+        for just those, every position-wise layer having skipped the rest."""
+        if target_positions is None:
+            x = self._embed(self.tgt_embed, tgt_in)
+            for layer in self.decoder_layers:
+                x, _ = layer(x, enc.attn_mask, enc.memory)
+            return self._output(x, enc)
+        packing = Packing(target_positions, tgt_in.size(0), tgt_in.size(1))
+        x = self._embed_packed(self.tgt_embed, tgt_in, packing)
         for layer in self.decoder_layers:
-            x, _ = layer(x, enc.attn_mask, enc.memory)
-        return self._output(x, enc)
+            x, _ = layer(x, enc.attn_mask, enc.memory, packing=packing)
+        return self._output(x, enc, packing)
 
     def forward(
-        self, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+        self,
+        src: torch.Tensor,
+        src_pad_mask: torch.Tensor,
+        tgt_in: torch.Tensor,
+        target_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forced logits ``[B, T, V]`` for target inputs ``tgt_in`` (BOS-shifted); with
-        ``copy_attention``, log-probabilities."""
-        return self.decode(tgt_in, self.encode(src, src_pad_mask))
+        ``copy_attention``, log-probabilities. ``target_positions``: see ``decode``."""
+        return self.decode(tgt_in, self.encode(src, src_pad_mask), target_positions)
 
     def ctc_log_probs(self, enc: EncoderOut) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probs ``[B, S, V]`` of the encoder output and their lengths ``[B]``."""
@@ -322,15 +365,12 @@ class Transformer(nn.Module):
     # -- incremental decoding (see models/interface.py) ----------------------------------------
     def init_decoder_state(self, enc: EncoderOut) -> DecoderState:
         batch = enc.memory.size(0)
-        self_caches = []
-        for layer in self.decoder_layers:
-            attn = layer.self_attn
-            self_caches.append(
-                KVCache(
-                    enc.memory.new_zeros(batch, attn.n_heads, 0, attn.d_k),
-                    enc.memory.new_zeros(batch, attn.n_heads, 0, attn.d_v),
-                )
+        self_caches = [
+            GrowingKVCache.empty(
+                enc.memory, batch, layer.self_attn.n_heads, layer.self_attn.d_k, layer.self_attn.d_v
             )
+            for layer in self.decoder_layers
+        ]
         if enc.cross_kv is None:  # projected once per encoder output (a pure function of it)
             enc.cross_kv = [
                 layer.cross_attn.project_kv(enc.memory) for layer in self.decoder_layers
