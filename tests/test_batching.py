@@ -404,3 +404,32 @@ def test_lightning_advances_the_epoch_so_batches_are_reshuffled():
     second = list(loader)
     assert sampler.epoch == 1
     assert [b.tolist() for b in first] != [b.tolist() for b in second]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tie_break_groups_examples_that_pad_alike_on_both_sides(shuffle: bool) -> None:
+    """Sorting by the longer side alone mixes (source, target) = (20, 12) with (12, 20); the
+    target-minus-source tie-break keeps such pairs apart, so each side pads less."""
+    rng = np.random.default_rng(0)
+    src = rng.integers(5, 30, size=3000)
+    tgt = np.clip(src + rng.integers(-6, 7, size=3000), 5, 30)
+    longer = np.maximum(src, tgt) + 1
+
+    def side_padding(sampler: TokenBudgetBatchSampler) -> float:
+        padded = real = 0
+        for batch in sampler:
+            for side in (src[batch], tgt[batch]):
+                padded += len(batch) * int(side.max())
+                real += int(side.sum())
+        return 1 - real / padded
+
+    plain = TokenBudgetBatchSampler(longer, 600, shuffle=shuffle, seed=3)
+    paired = TokenBudgetBatchSampler(longer, 600, shuffle=shuffle, seed=3, tie_break=tgt - src)
+    assert sorted(i for b in paired for i in b) == list(range(3000))
+    assert all(len(b) * longer[b].max() <= 600 for b in paired)
+    assert side_padding(paired) < 0.8 * side_padding(plain)
+
+
+def test_tie_break_of_the_wrong_size_is_rejected() -> None:
+    with pytest.raises(ValueError, match="tie_break must have one entry per example"):
+        TokenBudgetBatchSampler([3, 4, 5], 10, tie_break=[1, 2])

@@ -64,6 +64,8 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         "greedy_cache/model/cached",
         "greedy_cache/model/no_cache",
         "padding/token_budget",
+        "padding/source_tensors",
+        "padding/target_tensors",
         "padding/random_fixed_size",
         "data/loader",
         "data/train_step",
@@ -91,7 +93,12 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         config_name="bench",
     )
     compared = run(again)["compare"]
-    assert set(compared) == {"padding/token_budget", "padding/random_fixed_size"}
+    assert set(compared) == {
+        "padding/token_budget",
+        "padding/source_tensors",
+        "padding/target_tensors",
+        "padding/random_fixed_size",
+    }
     assert all(r > 0 for r in compared.values())
 
 

@@ -799,6 +799,19 @@ def fixed_size_padding(lengths: np.ndarray, size: int, rng: np.random.Generator)
     return 1.0 - float(lengths.sum()) / padded
 
 
+def tensor_padding(split: Any, batches: Any) -> dict[str, float]:
+    """Padding share of the source and target tensors of ``batches`` as ``split`` collates
+    them: each side pads to its own longest, which the cost model (the longer side) hides."""
+    real, total = {"source": 0, "target": 0}, {"source": 0, "target": 0}
+    for rows in batches:
+        batch = split.collate(rows)
+        real["source"] += int(batch.num_source_tokens)
+        total["source"] += batch.src_pad_mask.numel()
+        real["target"] += int(batch.num_target_tokens)
+        total["target"] += batch.tgt_out.numel()
+    return {side: 1.0 - real[side] / max(1, total[side]) for side in real}
+
+
 def section_padding(bench: Bench) -> None:
     import numpy as np
 
@@ -809,13 +822,21 @@ def section_padding(bench: Bench) -> None:
         return
     lengths = datamodule.split_data("train").lengths()
     budget, sizes = [], []
+    split = datamodule.split_data("train")
     sampler = TokenBudgetBatchSampler(  # as the DataModule's train loader builds it
-        lengths, datamodule.max_tokens, seed=datamodule.seed, max_sentences=datamodule.max_sentences
+        lengths,
+        datamodule.max_tokens,
+        seed=datamodule.seed,
+        max_sentences=datamodule.max_sentences,
+        tie_break=split.tie_break(),
     )
+    tensors: dict[str, list[float]] = {"source": [], "target": []}
     for epoch in range(bench.cfg.padding.epochs):
         sampler.set_epoch(epoch)
         budget.append(100 * sampler.padding_fraction())
         sizes.append(len(lengths) / len(sampler))
+        for side, share in tensor_padding(split, sampler).items():
+            tensors[side].append(100 * share)
     size = max(1, round(float(np.mean(sizes))))
     rng = np.random.default_rng(bench.cfg.seed)
     fixed = [100 * fixed_size_padding(lengths, size, rng) for _ in budget]
@@ -824,6 +845,9 @@ def section_padding(bench: Bench) -> None:
         " an example costs max(source, target) + 1 tokens, as in padding_fraction()"
     )
     bench.add(Row("padding/token_budget", "% padding", budget, note=what))
+    for side, shares in tensors.items():
+        note = f"padded positions of the collated {side} tensors (attention still sees them)"
+        bench.add(Row(f"padding/{side}_tensors", "% padding", shares, note=note))
     bench.add(
         Row(
             "padding/random_fixed_size",

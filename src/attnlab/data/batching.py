@@ -108,6 +108,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             ``shuffle`` is ``False``.
         drop_last: when the number of batches is not a multiple of ``num_replicas``, drop the
             tail instead of repeating batches from the start.
+        tie_break: optional second sort key, one integer per example, ordering examples of
+            equal (noised) length before the random tie-break, e.g. target minus source length,
+            so that a batch's examples also agree on both sides' lengths.
 
     Raises:
         ValueError: on bad arguments, or if an example alone exceeds ``max_tokens``.
@@ -125,9 +128,18 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
         max_sentences: int | None = None,
         bucket_noise: float = 0.0,
         drop_last: bool = False,
+        tie_break: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.lengths = _as_lengths(lengths)
+        self.tie_break = np.zeros(self.lengths.size, dtype=np.int64)
+        if tie_break is not None:
+            self.tie_break = np.asarray(tie_break)
+            if self.tie_break.shape != self.lengths.shape:
+                raise ValueError(
+                    f"tie_break must have one entry per example ({self.lengths.size}), "
+                    f"got shape {self.tie_break.shape}"
+                )
         if int(max_tokens) != max_tokens or max_tokens < 1:
             raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         self.max_tokens = int(max_tokens)
@@ -261,11 +273,11 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             key = self.lengths.astype(np.float64)
             if self.bucket_noise > 0:
                 key = key + rng.uniform(-self.bucket_noise, self.bucket_noise, size=n)
-            # Sort by key, ties broken by a random permutation (primary key is the last one).
-            order = np.lexsort((rng.permutation(n), key))
+            # Sort by key, then tie_break, then a random permutation (primary key is the last).
+            order = np.lexsort((rng.permutation(n), self.tie_break, key))
         else:
             rng = None
-            order = np.argsort(self.lengths, kind="stable")
+            order = np.lexsort((self.tie_break, self.lengths))  # stable
 
         starts, ends = _greedy_cut(self.lengths[order], self.max_tokens, self.max_sentences)
         n_batches = starts.size

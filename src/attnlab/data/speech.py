@@ -126,6 +126,10 @@ class SpeechSplit(TokenizedSplit):
     def lengths(self) -> np.ndarray:
         return np.array([len(f) for f in self.sources])
 
+    def tie_break(self) -> np.ndarray:
+        """Among utterances of equal frames, transcripts of similar length side by side."""
+        return np.array([len(t) for t in self.targets])
+
     def collate(self, indices: list[int]) -> Batch:
         batch = len(indices)
         frames = max(len(self.sources[i]) for i in indices)
