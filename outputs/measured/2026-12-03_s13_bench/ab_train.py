@@ -9,7 +9,7 @@ from attnlab.runtime import keep_freed_memory; keep_freed_memory()
 import attnlab_old.models.transformer as OT
 precision = sys.argv[1] if len(sys.argv) > 1 else "32"
 with initialize_config_dir(config_dir=os.path.abspath("conf"), version_base=None):
-    cfg = compose("bench", overrides=["~model@extra_models.base"])
+    cfg = compose("bench", overrides=["~model@extra_models.base", *sys.argv[2:]])  # e.g. max_tokens=2560
 dev = torch.device("cpu")
 batches = B.synthetic_batches(cfg)
 new = B.build_attnlab(cfg.model, cfg.vocab, dev, cfg.seed)

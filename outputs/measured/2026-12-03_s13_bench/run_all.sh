@@ -12,3 +12,4 @@ STEPS=8 python $D/ab_train.py 32 > $D/ab_train_32.log 2>&1
 STEPS=8 python $D/ab_train.py bf16 > $D/ab_train_bf16.log 2>&1
 REPEATS=8 python outputs/measured/2026-12-03_s13_beam/ab_beam.py 32 > outputs/measured/2026-12-03_s13_beam/ab_beam_fp32.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[train,flops,beam] steps=4 warmup=1 output=outputs/measured/2026-12-03_s13_bench/bench_base_32-true.json > outputs/measured/2026-12-03_s13_bench/bench_base_32-true.log 2>&1
+attnlab-bench '~model@extra_models.base' sections=[padding,data] output=$D/bench_padding.json > $D/bench_padding.log 2>&1

@@ -5,7 +5,10 @@ A model is an ``nn.Module`` with:
 - ``encode(src, src_pad_mask) -> enc``: run the encoder once. ``src`` is ``LongTensor[B, S]`` of
   token ids (or ``FloatTensor[B, T, F]`` of features); ``src_pad_mask`` is ``BoolTensor[B, S]``,
   True at padding. ``enc`` is any object the model understands.
-- ``forward(src, src_pad_mask, tgt_in) -> logits[B, T, V]``: teacher-forced pass.
+- ``forward(src, src_pad_mask, tgt_in, target_positions=None) -> logits[B, T, V]``: teacher-
+  forced pass. Given ``target_positions`` (flat indices into ``B * T`` of the non-padding
+  targets, ``Batch.target_positions``) it returns ``[N, V]`` for just those and may skip the
+  padding's work (the Transformer runs its position-wise layers on real tokens only).
 - ``init_decoder_state(enc) -> state``: an empty incremental-decoding state (KV cache, RNN state).
 - ``decode_step(prev_tokens, enc, state) -> (log_probs_or_logits[B, V], state)``: feed the last
   emitted token ``LongTensor[B]`` and get the next-token logits; ``state`` is updated.

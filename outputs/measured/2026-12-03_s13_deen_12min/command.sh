@@ -1,0 +1,1 @@
+cd /work/main; ATTNLAB_DATA_DIR=/work/shared/data WANDB_MODE=offline /usr/bin/time -v attnlab-train trainer.max_time=00:00:12:00 test=false task_name=s13_deen_12min > outputs/measured/2026-12-03_s13_deen_12min/train.log 2>&1
