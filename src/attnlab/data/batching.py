@@ -110,7 +110,9 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
             tail instead of repeating batches from the start.
         tie_break: optional second sort key, one integer per example, ordering examples of
             equal (noised) length before the random tie-break, e.g. target minus source length,
-            so that a batch's examples also agree on both sides' lengths.
+            so that a batch's examples also agree on both sides' lengths. Its direction
+            alternates from one length to the next, so a batch that spans two lengths joins
+            examples that are alike where they meet.
 
     Raises:
         ValueError: on bad arguments, or if an example alone exceeds ``max_tokens``.
@@ -268,16 +270,18 @@ class TokenBudgetBatchSampler(Sampler[list[int]]):
 
     def _build_plan(self, epoch: int) -> _EpochPlan:
         n = self.lengths.size
+        # Ascending at even lengths, descending at odd ones (a snake through the length grid).
+        tie_break = self.tie_break * np.where(self.lengths % 2 == 0, 1, -1)
         if self.shuffle:
             rng = np.random.default_rng((self.seed, epoch))
             key = self.lengths.astype(np.float64)
             if self.bucket_noise > 0:
                 key = key + rng.uniform(-self.bucket_noise, self.bucket_noise, size=n)
             # Sort by key, then tie_break, then a random permutation (primary key is the last).
-            order = np.lexsort((rng.permutation(n), self.tie_break, key))
+            order = np.lexsort((rng.permutation(n), tie_break, key))
         else:
             rng = None
-            order = np.lexsort((self.tie_break, self.lengths))  # stable
+            order = np.lexsort((tie_break, self.lengths))  # stable
 
         starts, ends = _greedy_cut(self.lengths[order], self.max_tokens, self.max_sentences)
         n_batches = starts.size
