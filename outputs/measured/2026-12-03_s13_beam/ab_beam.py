@@ -1,6 +1,6 @@
 # Interleaved A/B of beam search: HEAD's code (attnlab_old) vs the working tree, same weights.
 import os, sys, statistics, torch
-sys.path.insert(0, "/tmp/old")
+sys.path.insert(0, os.environ.get("OLD_DIR", "/tmp/old"))  # the code to compare against, as attnlab_old
 from hydra import compose, initialize_config_dir
 from attnlab import bench as B
 from attnlab.runtime import keep_freed_memory; keep_freed_memory()
