@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,8 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 def read_payloads(path: Path) -> list[bytes]:
     data = Path(path).read_bytes()
+    if len(data) < HEADER.size:  # created, nothing written yet
+        return []
     ident, _magic, _version = HEADER.unpack_from(data, 0)
     assert ident == b":W&B", f"{path} is not a W&B run log"
     offset, payloads, pending = HEADER.size, [], b""
@@ -45,14 +48,30 @@ def read_payloads(path: Path) -> list[bytes]:
     return payloads
 
 
-def records(path: Path):
-    """The run log's records, in order, as ``(record type, record)``."""
+def records(path: Path, wait_s: float = 30.0) -> list[tuple[str, object]]:
+    """The run log's records, in order, as ``(record type, record)``, once the log is complete.
+
+    wandb-core writes the log from its own process and can still be flushing it after the run's
+    ``finish()`` has returned: CI twice read a log with no history values (once an empty one)
+    whose records were all there a moment later. So the log is read again until it holds the
+    run's ``exit`` record, for up to ``wait_s`` seconds (then what is there is returned).
+    """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb
 
-    for payload in read_payloads(path):
-        record = pb.Record()
-        record.ParseFromString(payload)
-        yield record.WhichOneof("record_type"), record
+    deadline = time.monotonic() + wait_s
+    while True:
+        parsed = []
+        try:
+            for payload in read_payloads(path):
+                record = pb.Record()
+                record.ParseFromString(payload)
+                parsed.append((record.WhichOneof("record_type"), record))
+        except DecodeError:  # a record cut short by the writer
+            parsed = []
+        if any(kind == "exit" for kind, _ in parsed) or time.monotonic() > deadline:
+            return parsed
+        time.sleep(0.2)
 
 
 def _key(item) -> str:
