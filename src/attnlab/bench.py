@@ -820,9 +820,9 @@ def section_padding(bench: Bench) -> None:
     datamodule = bench.cached("datamodule", lambda: load_datamodule(bench))
     if datamodule is None:
         return
-    lengths = datamodule.split_data("train").lengths()
-    budget, sizes = [], []
     split = datamodule.split_data("train")
+    lengths = split.lengths()
+    budget, sizes = [], []
     sampler = TokenBudgetBatchSampler(  # as the DataModule's train loader builds it
         lengths,
         datamodule.max_tokens,

@@ -95,8 +95,8 @@ def _topk_lowest_index_first(x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
     fixed rule beam 1 could pick a different token than greedy's argmax. The top ``2k + 1`` are
     taken: when the last of them is below the k-th value, every entry tied with the k-th is among
     them, so ranking just those by (value, lowest index) is exact and no pass over the whole row
-    (V wide) is needed. Rows whose tie runs past them (rare: 2k + 2 equal values at the top) take
-    the full path.
+    (V wide) is needed. When a tie at the k-th value runs past them (rare: it takes k + 2 or more
+    equal values), the full path runs.
     """
     width = min(2 * k + 1, x.size(1))
     top_values, top_idx = x.topk(width, dim=1)

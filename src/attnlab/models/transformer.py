@@ -335,12 +335,11 @@ class Transformer(nn.Module):
         ``B * T``, row by row, each row's a prefix of it: the non-padding targets), ``[N, V]``
         for just those, every position-wise layer having skipped the rest."""
         if target_positions is None:
+            packing = None
             x = self._embed(self.tgt_embed, tgt_in)
-            for layer in self.decoder_layers:
-                x, _ = layer(x, enc.attn_mask, enc.memory)
-            return self._output(x, enc)
-        packing = Packing(target_positions, tgt_in.size(0), tgt_in.size(1))
-        x = self._embed_packed(self.tgt_embed, tgt_in, packing)
+        else:
+            packing = Packing(target_positions, tgt_in.size(0), tgt_in.size(1))
+            x = self._embed_packed(self.tgt_embed, tgt_in, packing)
         for layer in self.decoder_layers:
             x, _ = layer(x, enc.attn_mask, enc.memory, packing=packing)
         return self._output(x, enc, packing)
