@@ -167,7 +167,7 @@ def test_growing_cache_survives_growth_forks_and_reordering():
     """The self-attention cache writes in place, so what it must keep: the steps it was given,
     past its first capacity, when two continuations branch from one cache, and after rows are
     reordered (beam parents) or dropped (finished sentences)."""
-    from attnlab.models.attention import GrowingKVCache
+    from attnlab.models.kv_cache import GrowingKVCache
 
     torch.manual_seed(0)
     steps = [(torch.randn(3, 1, 2, 4), torch.randn(3, 1, 2, 5)) for _ in range(7)]
@@ -191,6 +191,36 @@ def test_growing_cache_survives_growth_forks_and_reordering():
     assert torch.equal(moved.key[:, :, :6], want_key[index])
     dropped = second.index_select(torch.tensor([1]))
     assert torch.equal(dropped.value, expected(steps[:5] + steps[6:])[1][1:2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_beam_cache_attends_over_each_rows_own_ancestry(dtype):
+    """With K beams per sentence the cache keeps one copy of every step and a table of each
+    row's ancestors; attending through it equals attending over the row's gathered past, after
+    beam reorders and after a sentence leaves the batch."""
+    from attnlab.models.kv_cache import GrowingKVCache
+
+    torch.manual_seed(0)
+    n, k, h, d_k, d_v = 3, 4, 2, 8, 6
+
+    def step(rows):
+        return torch.randn(rows, 1, h, d_k, dtype=dtype), torch.randn(rows, 1, h, d_v, dtype=dtype)
+
+    cache = GrowingKVCache.empty(torch.zeros((), dtype=dtype), n, h, d_k, d_v, capacity=2)
+    cache = cache.append(*step(n)).expand_beams(k)
+    for _ in range(5):
+        parents = (torch.arange(n)[:, None] * k + torch.randint(0, k, (n, k))).view(-1)
+        cache = cache.index_select(parents).append(*step(n * k))
+    query = torch.randn(n * k, h, 1, d_k, dtype=dtype)
+    scores = (query.float() @ cache.key.float().transpose(-2, -1)) / math.sqrt(d_k)
+    want = scores.softmax(-1) @ cache.value.float()
+    tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cache.attend(query).float(), want, **tol)
+
+    survivors = torch.tensor([0, 2]).repeat_interleave(k) * k + torch.arange(k).repeat(2)
+    kept = cache.index_select(survivors)
+    assert torch.equal(kept.key, cache.key[survivors])
+    torch.testing.assert_close(kept.attend(query[survivors]).float(), want[survivors], **tol)
 
 
 def test_bf16_incremental_decoding_follows_teacher_forcing():
@@ -242,3 +272,24 @@ def test_skipping_padding_changes_no_logit_and_no_gradient(variant):
     torch.testing.assert_close(real, padded.reshape(-1, 40)[positions], atol=1e-5, rtol=1e-5)
     for name, grad in padded_grads.items():
         torch.testing.assert_close(real_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("ctc", [False, True])
+def test_beams_sharing_the_encoder_output_decode_as_copies_do(monkeypatch, ctc):
+    """Beam search shares each sentence's encoder output (and cross-attention keys/values)
+    among its beams; hypotheses and scores are those of giving every beam its own copy, also
+    as sentences of different max lengths leave the batch."""
+    model = tiny(ctc_head=True) if ctc else tiny()
+    src, pad_mask = padded_batch([6, 2, 8, 4, 7], seed=5)
+    kw = dict(bos_id=BOS, eos_id=EOS, beam_size=4, nbest=4, max_len_a=1.0, max_len_b=1)
+    if ctc:
+        kw["ctc_weight"] = 0.3
+    shared = beam_search(model, src, pad_mask, **kw)
+    monkeypatch.setattr(model, "expand_for_beams", None)  # beam search then copies rows
+    copied = beam_search(model, src, pad_mask, **kw)
+    assert [[h.tokens for h in hyps] for hyps in shared] == [
+        [h.tokens for h in hyps] for hyps in copied
+    ]
+    for mine, theirs in zip(shared, copied, strict=True):
+        assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-5)
+    assert len({len(hyps[0].tokens) for hyps in shared}) > 1  # sentences finished apart

@@ -163,6 +163,17 @@ def _ban_repeated_ngrams(lprobs: torch.Tensor, tokens: torch.Tensor, n: int) -> 
     lprobs.masked_fill_(hits > 0, NEG_INF)
 
 
+def _expand_for_beams(
+    model: IncrementalSeq2Seq, enc: Any, state: Any, k: int, expand: torch.Tensor
+) -> tuple[Any, Any]:
+    """``enc`` and ``state`` of n sentences for K beams each (``expand``: each row K times):
+    shared where the model can (``expand_for_beams``), else copied with the reorder methods."""
+    share = getattr(model, "expand_for_beams", None)
+    if share is not None:
+        return share(enc, state, k)
+    return model.reorder_encoder_out(enc, expand), model.reorder_decoder_state(state, expand)
+
+
 # ------------------------------------------------------------------------------------- greedy
 @torch.no_grad()
 def greedy_search(
@@ -273,8 +284,7 @@ def beam_search(
         bos = torch.full((bsz,), bos_id, dtype=torch.long, device=device)
         first_logits, state = model.decode_step(bos, enc, state)
     expand = torch.arange(bsz, device=device).repeat_interleave(k)
-    enc = model.reorder_encoder_out(enc, expand)
-    state = model.reorder_decoder_state(state, expand)
+    enc, state = _expand_for_beams(model, enc, state, k, expand)
     ctc_scorer = ctc_state = None
     if ctc_weight > 0:
         ctc_scorer = CTCPrefixScorer(blank=model.ctc.blank, eos=eos_id)

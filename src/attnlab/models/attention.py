@@ -16,16 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class KVCache:
-    """Keys and values seen so far by one attention layer, ``[B, h, t, d]`` each."""
-
-    key: torch.Tensor
-    value: torch.Tensor
-
-    def index_select(self, index: torch.Tensor) -> KVCache:
-        return KVCache(self.key.index_select(0, index), self.value.index_select(0, index))
+from attnlab.models.kv_cache import GrowingKVCache, KVCache
 
 
 @dataclass(frozen=True)
@@ -61,89 +52,6 @@ class Packing:
         """``[N, ...]`` -> ``[B, T, ...]``, zeros at the padding."""
         out = x.new_zeros(self.batch * self.length, *x.shape[1:])
         return out.index_copy(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
-
-
-@dataclass
-class _TimeMajorBuffers:
-    key: torch.Tensor  # [capacity, B, h, d_k]
-    value: torch.Tensor  # [capacity, B, h, d_v]
-    filled: int  # steps written so far, by whichever cache wrote last
-
-
-class GrowingKVCache:
-    """Decoder self-attention keys and values that grow by one write per step.
-
-    They live in time-major buffers ``[capacity, B, h, d]``. A step writes its keys and values at
-    position ``length``, so nothing already cached is copied (``torch.cat`` copies the whole
-    past at every step; that was 12% of beam search on a CPU). Following beam parents copies the
-    ``length`` filled steps into a new buffer's prefix, which is contiguous in this layout, so
-    ``index_select`` writes there directly. ``key`` and ``value`` are ``[B, h, length, d]`` views.
-
-    The cache a step returns shares its buffers with the one it was given. A cache writes in
-    place only when nothing was written past its own length; otherwise it copies its prefix
-    first, so an older cache stays valid and two continuations of it cannot overwrite each other.
-    """
-
-    def __init__(self, buffers: _TimeMajorBuffers, length: int):
-        self._buffers, self.length = buffers, length
-
-    @classmethod
-    def empty(
-        cls, like: torch.Tensor, batch: int, n_heads: int, d_k: int, d_v: int, capacity: int = 32
-    ) -> GrowingKVCache:
-        """An empty cache with room for ``capacity`` steps (it doubles when full), in ``like``'s
-        dtype and device."""
-        key = like.new_empty(capacity, batch, n_heads, d_k)
-        return cls(_TimeMajorBuffers(key, like.new_empty(capacity, batch, n_heads, d_v), 0), 0)
-
-    @property
-    def key(self) -> torch.Tensor:
-        return self._buffers.key[: self.length].permute(1, 2, 0, 3)
-
-    @property
-    def value(self) -> torch.Tensor:
-        return self._buffers.value[: self.length].permute(1, 2, 0, 3)
-
-    def _copy(
-        self,
-        capacity: int,
-        index: torch.Tensor | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> _TimeMajorBuffers:
-        """New buffers holding this cache's ``length`` steps (rows ``index`` of them, if given)."""
-        old, n = self._buffers, self.length
-        rows = old.key.size(1) if index is None else index.numel()
-        dtype = dtype or old.key.dtype
-        new = _TimeMajorBuffers(
-            old.key.new_empty(capacity, rows, *old.key.shape[2:], dtype=dtype),
-            old.value.new_empty(capacity, rows, *old.value.shape[2:], dtype=dtype),
-            n,
-        )
-        for src, dst in ((old.key, new.key), (old.value, new.value)):
-            if index is None:
-                dst[:n].copy_(src[:n])
-            else:
-                torch.index_select(src[:n], 1, index, out=dst[:n])
-        return new
-
-    def append(self, key: torch.Tensor, value: torch.Tensor) -> GrowingKVCache:
-        """The cache with ``key [B, t, h, d_k]`` and ``value [B, t, h, d_v]`` added after it."""
-        t = key.size(1)
-        buffers, capacity = self._buffers, self._buffers.key.size(0)
-        if (
-            buffers.filled != self.length
-            or self.length + t > capacity
-            or buffers.key.dtype != key.dtype  # the first step under autocast: bf16 keys
-        ):
-            buffers = self._copy(max(capacity, 2 * (self.length + t)), dtype=key.dtype)
-        end = self.length + t
-        buffers.key[self.length : end] = key.transpose(0, 1)
-        buffers.value[self.length : end] = value.transpose(0, 1)
-        buffers.filled = end
-        return GrowingKVCache(buffers, end)
-
-    def index_select(self, index: torch.Tensor) -> GrowingKVCache:
-        return GrowingKVCache(self._copy(self._buffers.key.size(0), index), self.length)
 
 
 class MultiHeadAttention(nn.Module):
@@ -201,16 +109,26 @@ class MultiHeadAttention(nn.Module):
         ``[B, h, T, S]``. With a ``GrowingKVCache`` (decoder self-attention) the new keys/values
         are appended to it and the grown cache is returned; with ``static_kv=True``
         (cross-attention) ``cache`` already holds the projected memory and ``key_value`` is
-        ignored. With ``packing``, ``query`` is packed ``[N, d_model]`` (and so is the output);
+        ignored; it may hold ``B / K`` rows, each shared by ``K`` consecutive query rows (the
+        beams of one sentence), and ``attn_mask`` then has ``B / K`` rows too. With ``packing``,
+        ``query`` is packed ``[N, d_model]`` (and so is the output);
         so is the source in self-attention, while ``key_value`` stays padded.
         """
         q = self.q_proj(query)
         if packing is not None:
             q = packing.unpack(q)
         q = self._split(q, self.d_k)
+        dropout_p = self.dropout if self.training else 0.0
+        groups = 1
         if static_kv and cache is not None:
             k, v = cache.key, cache.value
             cache = None
+            groups = q.size(0) // k.size(0)
+            if groups > 1:
+                # Beam search: the K beams of a sentence share its keys and values, so their
+                # queries go through one matmul against one copy (not K): [n, h, K*T, d].
+                b_kv, h, t, d = k.size(0), self.n_heads, q.size(2), self.d_k
+                q = q.reshape(b_kv, groups, h, t, d).transpose(1, 2).reshape(b_kv, h, groups * t, d)
         else:
             source = query if key_value is None else key_value
             k, v = self.k_proj(source), self.v_proj(source)
@@ -222,21 +140,25 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 # Incremental decoding passes a (possibly empty) cache and gets the grown one back.
                 cache = cache.append(k, v)
+                if not self.keep_weights and dropout_p == 0.0:
+                    return self._output(cache.attend(q), groups, packing), cache
                 k, v = cache.key, cache.value
             else:
                 k, v = k.transpose(1, 2), v.transpose(1, 2)
-        dropout_p = self.dropout if self.training else 0.0
         if self.keep_weights:
             out = self._explicit_attention(q, k, v, attn_mask, is_causal, dropout_p)
-        elif q.size(2) == 1 and q.device.type == "cpu" and dropout_p == 0.0 and not is_causal:
-            # One query per row (a decoding step): two small batched matmuls beat SDPA's CPU
-            # kernel here (1.79 vs 2.47 ms for 256 rows x 4 heads over 31 keys, 2 threads, fp32;
-            # in bf16 SDPA took 2.75 ms). In bf16 the softmax is fp32, as in bf16 training.
-            # Scores as (k q^T)^T: the cache's keys are time-major, and a bf16 matmul over
-            # their transpose is slow (3.7 vs 0.85 ms over 32 keys); this form reads them as they
-            # lie. Every row has at least one key to attend to (a source is never empty).
-            scores = (k @ q.transpose(-2, -1)).transpose(-2, -1)
-            scores = scores.float().mul_(1.0 / math.sqrt(self.d_k))
+        elif (
+            (groups > 1 or q.size(2) == 1)
+            and q.device.type == "cpu"
+            and dropout_p == 0.0
+            and not is_causal
+        ):
+            # A decoding step's cross-attention (one query per row, or a sentence's K beams'
+            # queries together): two small batched matmuls beat SDPA's CPU kernel here (1.79 vs
+            # 2.47 ms for 256 rows x 4 heads over 31 keys, 2 threads, fp32; in bf16 SDPA took
+            # 2.75 ms). In bf16 the softmax is fp32, as in bf16 training. Every row has at least
+            # one key to attend to (a source is never empty).
+            scores = (q @ k.transpose(-2, -1)).float().mul_(1.0 / math.sqrt(self.d_k))
             if attn_mask is not None:
                 scores = scores.masked_fill_(~attn_mask, float("-inf"))
             out = scores.softmax(dim=-1).to(v.dtype) @ v
@@ -249,11 +171,20 @@ class MultiHeadAttention(nn.Module):
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
             )
-        b, _, t, _ = out.shape
-        out = out.transpose(1, 2).reshape(b, t, self.n_heads * self.d_v)
+        return self._output(out, groups, packing), cache
+
+    def _output(self, out: torch.Tensor, groups: int, packing: Packing | None) -> torch.Tensor:
+        """Heads ``[B, h, T, d_v]`` (``[B / K, h, K*T, d_v]`` for grouped beams) concatenated
+        and projected by W^O: ``[B, T, d_model]`` (packed ``[N, d_model]`` with ``packing``)."""
+        b, h, t, d = out.shape
+        if groups > 1:
+            out = out.view(b, h, groups, t // groups, d).permute(0, 2, 3, 1, 4)
+            out = out.reshape(b * groups, t // groups, h * d)
+        else:
+            out = out.transpose(1, 2).reshape(b, t, h * d)
         if packing is not None:
             out = packing.pack(out)
-        return self.out_proj(out), cache
+        return self.out_proj(out)
 
     def _explicit_attention(self, q, k, v, attn_mask, is_causal, dropout_p):
         # Same maths as SDPA, spelled out so the softmax weights can be kept for plotting.

@@ -18,6 +18,12 @@ A model is an ``nn.Module`` with:
   the batch: a parent is always a beam of the same sentence, whose encoder rows are identical. So
   whatever depends on the encoder output alone (the Transformer's cross-attention keys and
   values) belongs in ``enc`` and is not copied at every step.
+- optionally ``expand_for_beams(enc, state, beams) -> (enc, state)``: both, for ``beams``
+  consecutive decoder rows per sentence, without copying what the beams can share (the
+  Transformer's beams share their sentence's encoder output and cross-attention keys/values, and
+  their self-attention caches share past steps). ``reorder_encoder_out`` on the result still takes
+  decoder-row indices, whole sentences at a time. Without it, beam search expands with the two
+  reorder methods.
 """
 
 from __future__ import annotations
