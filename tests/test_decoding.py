@@ -13,6 +13,7 @@ from torch import nn
 from attnlab.decoding import (
     Hypothesis,
     _best_extensions,
+    _row_topk,
     _topk_lowest_index_first,
     beam_search,
     generate,
@@ -263,10 +264,15 @@ def _tied_inputs() -> list[torch.Tensor]:
     # and fits among the top 2k + 1 candidates (the path that does not scan the whole row).
     short_tie = torch.stack([torch.randperm(1000, generator=gen) for _ in range(8)]).double()
     short_tie[(short_tie >= 995) & (short_tie <= 997)] = 996.0
-    return [few_levels, top_tied, short_tie]
+    # Rows of whole 32-wide blocks (1000 above leaves a partial one): the top-k by blocks.
+    block_tie = torch.stack([torch.randperm(1024, generator=gen) for _ in range(8)]).double()
+    block_tie[(block_tie >= 1018) & (block_tie <= 1021)] = 1019.0
+    return [few_levels, top_tied, short_tie, block_tie]
 
 
-@pytest.mark.parametrize("x", _tied_inputs(), ids=["few-levels", "tied-winners", "short-tie"])
+@pytest.mark.parametrize(
+    "x", _tied_inputs(), ids=["few-levels", "tied-winners", "short-tie", "block-tie"]
+)
 @pytest.mark.parametrize("k", [1, 4, 8])
 def test_topk_breaks_ties_by_lowest_index(x: torch.Tensor, k: int) -> None:
     """Must agree with a stable descending sort, whether or not ties straddle the cut."""
@@ -274,6 +280,21 @@ def test_topk_breaks_ties_by_lowest_index(x: torch.Tensor, k: int) -> None:
     ref_values, ref_idx = x.sort(dim=1, descending=True, stable=True)
     assert torch.equal(idx, ref_idx[:, :k])
     assert torch.equal(values, ref_values[:, :k])
+
+
+@pytest.mark.parametrize("vocab", [8000, 8003])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_topk_by_blocks_finds_the_top_values(vocab: int, dtype: torch.dtype) -> None:
+    """The blocked top-k returns torch.topk's values, and each index points at its value,
+    whether or not the row ends in a partial block, with bf16's many ties."""
+    gen = torch.Generator().manual_seed(vocab)
+    x = (torch.randn(40, vocab, generator=gen) * 3).to(dtype)
+    x[0, -3:] = 50.0  # the best in the partial block (or the last whole one)
+    x[1] = 1.0  # a row of ties
+    values, idx = _row_topk(x, 17)
+    assert torch.equal(values, x.topk(17, dim=1).values)
+    assert torch.equal(x.gather(1, idx), values)
+    assert bool((idx.sort(dim=1).values.diff(dim=1) > 0).all())  # 17 distinct positions
 
 
 @pytest.mark.parametrize("levels", [3, 1000])
