@@ -222,6 +222,10 @@ def test_beam_cache_attends_over_each_rows_own_ancestry(dtype):
     assert torch.equal(kept.key, cache.key[survivors])
     torch.testing.assert_close(kept.attend(query[survivors]).float(), want[survivors], **tol)
 
+    mixed = torch.tensor([1, 5, 5, 0])  # rows from different sentences: one beam per row
+    loose = cache.index_select(mixed)
+    assert torch.equal(loose.key, cache.key[mixed]) and torch.equal(loose.value, cache.value[mixed])
+
 
 def test_bf16_incremental_decoding_follows_teacher_forcing():
     # Under bf16 autocast the cache takes the keys' dtype and single queries take the matmul

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnlab.models.kv_cache import GrowingKVCache, KVCache
+from attnlab.models.kv_cache import KVCache, SelfAttentionCache
 
 
 @dataclass(frozen=True)
@@ -99,14 +99,14 @@ class MultiHeadAttention(nn.Module):
         *,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        cache: KVCache | GrowingKVCache | None = None,
+        cache: KVCache | SelfAttentionCache | None = None,
         static_kv: bool = False,
         packing: Packing | None = None,
-    ) -> tuple[torch.Tensor, GrowingKVCache | None]:
+    ) -> tuple[torch.Tensor, SelfAttentionCache | None]:
         """Attend from ``query [B, T, d_model]`` to ``key_value [B, S, d_model]``.
 
         ``attn_mask`` is boolean, True where attention is *allowed*, broadcastable to
-        ``[B, h, T, S]``. With a ``GrowingKVCache`` (decoder self-attention) the new keys/values
+        ``[B, h, T, S]``. With a ``SelfAttentionCache`` (decoder self-attention) the new keys/values
         are appended to it and the grown cache is returned; with ``static_kv=True``
         (cross-attention) ``cache`` already holds the projected memory and ``key_value`` is
         ignored; it may hold ``B / K`` rows, each shared by ``K`` consecutive query rows (the

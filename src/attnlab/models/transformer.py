@@ -21,7 +21,7 @@ from attnlab.models.attention import MultiHeadAttention, Packing
 from attnlab.models.copy import CopyGenerator
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
-from attnlab.models.kv_cache import GrowingKVCache, KVCache
+from attnlab.models.kv_cache import GrowingKVCache, KVCache, SelfAttentionCache
 from attnlab.models.positional import build_positions
 
 
@@ -118,10 +118,10 @@ class DecoderLayer(nn.Module):
         x: torch.Tensor,
         memory_mask: torch.Tensor,
         memory: torch.Tensor | None = None,
-        self_cache: GrowingKVCache | None = None,
+        self_cache: SelfAttentionCache | None = None,
         cross_cache: KVCache | None = None,
         packing: Packing | None = None,
-    ) -> tuple[torch.Tensor, GrowingKVCache | None]:
+    ) -> tuple[torch.Tensor, SelfAttentionCache | None]:
         # Without a cache the whole target prefix is processed at once under a causal mask
         # (teacher forcing); with one, x is the newest position and sees every cached one.
         attended, self_cache = self.self_attn(
@@ -165,7 +165,7 @@ class EncoderOut:
 @dataclass
 class DecoderState:
     step: int
-    self_caches: list[GrowingKVCache]
+    self_caches: list[SelfAttentionCache]
 
 
 class Transformer(nn.Module):
@@ -408,7 +408,7 @@ class Transformer(nn.Module):
         ``n * beams``), copying neither. The beams share their sentence's encoder output: the
         cross-attention takes their queries together against one copy of its keys and values
         (beam 4: 3x less time in that attention on a CPU). Their self-attention caches share
-        the steps taken so far (``GrowingKVCache.expand_beams``). A copy layer points into the
+        the steps taken so far (``BeamKVCache``). A copy layer points into the
         source row by row, so with one the encoder rows are copied instead."""
         if self.copy is not None:
             rows = torch.arange(enc.memory.size(0), device=enc.memory.device)
