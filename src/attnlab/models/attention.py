@@ -3,8 +3,9 @@
 ``nn.MultiheadAttention`` ties the value width to the key width (d_model / h); the paper's
 Table 3 rows (A) and (B) vary d_k and d_v separately, so the projections here are explicit:
 Q, K in R^{h·d_k}, V in R^{h·d_v}, output W^O in R^{h·d_v × d_model}. The scaled dot product
-itself runs through ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU), falling
-back to the explicit softmax only when the weights are requested (attention maps).
+itself runs through ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU), except
+where two matmuls with an fp32 softmax measured faster on a CPU (decoding steps, bf16 training)
+and when the weights are requested (attention maps). Decoding caches are in ``kv_cache.py``.
 """
 
 from __future__ import annotations
