@@ -297,3 +297,30 @@ def test_beams_sharing_the_encoder_output_decode_as_copies_do(monkeypatch, ctc):
     for mine, theirs in zip(shared, copied, strict=True):
         assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-5)
     assert len({len(hyps[0].tokens) for hyps in shared}) > 1  # sentences finished apart
+
+
+def test_a_shared_encoder_output_refuses_rows_that_split_sentences():
+    model = tiny()
+    src, pad_mask = padded_batch([6, 2, 8])
+    enc = model.encode(src, pad_mask)
+    enc, _ = model.expand_for_beams(enc, model.init_decoder_state(enc), 4)
+    kept = model.reorder_encoder_out(enc, torch.arange(4, 12))  # sentences 1 and 2
+    torch.testing.assert_close(kept.memory, model.encode(src, pad_mask).memory[1:])
+    with pytest.raises(ValueError, match="whole sentences"):
+        model.reorder_encoder_out(enc, torch.tensor([1, 5, 5, 0]))
+
+
+def test_attention_weights_of_shared_beams_come_one_row_per_beam():
+    model = tiny()
+    src, pad_mask = padded_batch([6, 2, 8])
+    enc = model.encode(src, pad_mask)
+    enc, state = model.expand_for_beams(enc, model.init_decoder_state(enc), 4)
+    cross = model.decoder_layers[0].cross_attn
+    cross.keep_weights = True
+    try:
+        logits, _ = model.decode_step(torch.full((12,), BOS), enc, state)
+    finally:
+        cross.keep_weights = False
+    assert cross.last_weights.shape == (12, 4, 1, 8)
+    torch.testing.assert_close(cross.last_weights[4], cross.last_weights[7])  # one sentence
+    assert logits.shape == (12, 40)

@@ -4,8 +4,9 @@
 Table 3 rows (A) and (B) vary d_k and d_v separately, so the projections here are explicit:
 Q, K in R^{h·d_k}, V in R^{h·d_v}, output W^O in R^{h·d_v × d_model}. The scaled dot product
 itself runs through ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU), except
-where two matmuls with an fp32 softmax measured faster on a CPU (decoding steps, bf16 training)
-and when the weights are requested (attention maps). Decoding caches are in ``kv_cache.py``.
+where two matmuls with an fp32 softmax measured faster on a CPU (cross-attention of a decoding
+step, bf16 training) and when the weights are requested (attention maps). Decoder
+self-attention over a cache is the cache's own (``kv_cache.py``, on every device).
 """
 
 from __future__ import annotations
@@ -125,6 +126,11 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.key, cache.value
             cache = None
             groups = q.size(0) // k.size(0)
+            if groups > 1 and self.keep_weights:  # maps want one row of weights per beam
+                k, v = k.repeat_interleave(groups, 0), v.repeat_interleave(groups, 0)
+                if attn_mask is not None:
+                    attn_mask = attn_mask.repeat_interleave(groups, 0)
+                groups = 1
             if groups > 1:
                 # Beam search: the K beams of a sentence share its keys and values, so their
                 # queries go through one matmul against one copy (not K): [n, h, K*T, d].

@@ -154,7 +154,7 @@ class EncoderOut:
     # are dropped), not at every beam step: beams of one sentence share them.
     cross_kv: list[KVCache] | None = None
     # Decoder rows per encoder row: beam search's K beams of a sentence share its encoder output
-    # (``Transformer.expand_encoder_out``) rather than each having a copy.
+    # (``Transformer.expand_for_beams``) rather than each having a copy.
     beams: int = 1
 
     @property
@@ -419,15 +419,17 @@ class Transformer(nn.Module):
         return enc, DecoderState(state.step, caches)
 
     def reorder_encoder_out(self, enc: EncoderOut, index: torch.Tensor) -> EncoderOut:
-        """``index`` selects decoder rows; when beams share encoder rows, it must take whole
-        sentences (all of a sentence's beams, in order), as dropping finished sentences does."""
+        """``index`` selects decoder rows; when K beams share encoder rows, it must take whole
+        sentences: K rows at a time, all of one sentence (as dropping finished sentences does)."""
         if enc.beams > 1:
-            if index.numel() % enc.beams:
+            k = enc.beams
+            sentences = index[::k] // k
+            if index.numel() % k or not torch.equal(index // k, sentences.repeat_interleave(k)):
                 raise ValueError(
-                    f"reordering an encoder output shared by {enc.beams} beams needs whole "
-                    f"sentences, got {index.numel()} rows"
+                    f"reordering an encoder output shared by {k} beams needs whole sentences "
+                    f"({k} rows at a time, all of one sentence), got rows {index.tolist()}"
                 )
-            index = index[:: enc.beams] // enc.beams
+            index = sentences
         tokens = enc.src_tokens
         return EncoderOut(
             enc.memory.index_select(0, index),
