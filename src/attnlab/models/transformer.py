@@ -21,7 +21,12 @@ from attnlab.models.attention import MultiHeadAttention, Packing
 from attnlab.models.copy import CopyGenerator
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
-from attnlab.models.kv_cache import GrowingKVCache, KVCache, SelfAttentionCache
+from attnlab.models.kv_cache import (
+    GrowingKVCache,
+    KVCache,
+    SelfAttentionCache,
+    whole_sentences,
+)
 from attnlab.models.positional import build_positions
 
 
@@ -423,8 +428,8 @@ class Transformer(nn.Module):
         sentences: K rows at a time, all of one sentence (as dropping finished sentences does)."""
         if enc.beams > 1:
             k = enc.beams
-            sentences = index[::k] // k
-            if index.numel() % k or not torch.equal(index // k, sentences.repeat_interleave(k)):
+            sentences = whole_sentences(index, k)
+            if sentences is None:
                 raise ValueError(
                     f"reordering an encoder output shared by {k} beams needs whole sentences "
                     f"({k} rows at a time, all of one sentence), got rows {index.tolist()}"
