@@ -245,6 +245,43 @@ def test_bf16_incremental_decoding_follows_teacher_forcing():
     torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=0.05, atol=0.1)
 
 
+def _bf16_steps(model, src, pad_mask, tgt_in, stacked: bool) -> torch.Tensor:
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        enc = model.encode(src, pad_mask)
+        state = model.init_decoder_state(enc)
+        assert state.stacked_qkv is not None and state.stacked_qkv[0][0].dtype == torch.bfloat16
+        if not stacked:
+            state.stacked_qkv = None  # each step's Q, K, V by the three projections
+        steps = []
+        for t in range(tgt_in.size(1)):
+            logits, state = model.decode_step(tgt_in[:, t], enc, state)
+            steps.append(logits.float())
+    return torch.stack(steps, dim=1)
+
+
+def test_bf16_decoding_projects_q_k_v_stacked_from_the_current_weights():
+    """In bf16 a decoding step projects Q, K and V by one matmul against the three weights
+    stacked, which gives what the three projections give. The stack is built per decoding:
+    after a fused Adam step (which changes weights without bumping their version) decoding
+    follows the new weights."""
+    model = tiny(d_k=8, d_v=12)
+    src, pad_mask = padded_batch([7, 4, 6])
+    tgt_in = torch.randint(4, 40, (3, 9))
+    stacked = _bf16_steps(model, src, pad_mask, tgt_in, stacked=True)
+    torch.testing.assert_close(stacked, _bf16_steps(model, src, pad_mask, tgt_in, stacked=False))
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    model.train()
+    model(src, pad_mask, tgt_in).float().square().mean().backward()
+    optimizer.step()
+    model.eval()
+    after = _bf16_steps(model, src, pad_mask, tgt_in, stacked=True)
+    assert not torch.allclose(after, stacked, rtol=0.05, atol=0.1)  # the weights did change
+    torch.testing.assert_close(after, _bf16_steps(model, src, pad_mask, tgt_in, stacked=False))
+    with torch.no_grad():  # fp32 keeps three projections: no stack to build
+        assert model.init_decoder_state(model.encode(src, pad_mask)).stacked_qkv is None
+
+
 @pytest.mark.parametrize(
     "variant",
     [{}, {"norm_position": "pre"}, {"positional": "learned"}, {"copy_attention": True}],

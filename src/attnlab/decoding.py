@@ -166,10 +166,12 @@ def _best_extensions(
     cand = (scores[:, :, None] + beam_values.view(n, k, per_beam).to(scores.dtype)).view(n, -1)
     beams = torch.arange(k, device=scores.device)[:, None].expand(k, per_beam).reshape(1, -1)
     tokens = beam_tokens.view(n, -1)
-    by_index = (beams * vocab + tokens).argsort(dim=1)  # candidates in flattened-index order
-    cand_scores, pos = _topk_lowest_index_first(cand.gather(1, by_index), width)
-    pos = by_index.gather(1, pos)
-    return cand_scores, beams.expand(n, -1).gather(1, pos), tokens.gather(1, pos)
+    # Only K*width candidates per sentence: one stable sort of them, put in flattened-index
+    # order first, ranks them with ties to the lowest index.
+    by_index = (beams * vocab + tokens).argsort(dim=1)
+    ranked = cand.gather(1, by_index).argsort(dim=1, descending=True, stable=True)[:, :width]
+    pos = by_index.gather(1, ranked)
+    return cand.gather(1, pos), beams.expand(n, -1).gather(1, pos), tokens.gather(1, pos)
 
 
 def _ban_repeated_ngrams(lprobs: torch.Tensor, tokens: torch.Tensor, n: int) -> None:

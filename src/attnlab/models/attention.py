@@ -83,6 +83,19 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.n_heads, d).transpose(1, 2)
 
+    def stacked_qkv(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W^Q, W^K and W^V (and their biases) stacked into one projection in ``dtype``, for
+        the steps of one incremental decoding (``forward(stacked_qkv=...)``). Built per decoding,
+        not kept here: fused Adam updates weights without bumping their version, so a kept copy
+        could not tell that it went stale."""
+        linears = (self.q_proj, self.k_proj, self.v_proj)
+        with torch.no_grad():
+            weight = torch.cat([lin.weight for lin in linears]).to(dtype)
+            bias = None
+            if self.q_proj.bias is not None:
+                bias = torch.cat([lin.bias for lin in linears]).to(dtype)
+        return weight, bias
+
     def project_kv(self, memory: torch.Tensor) -> KVCache:
         """Keys and values of ``memory`` (the encoder output for cross-attention, computed once).
 
@@ -104,6 +117,7 @@ class MultiHeadAttention(nn.Module):
         cache: KVCache | SelfAttentionCache | None = None,
         static_kv: bool = False,
         packing: Packing | None = None,
+        stacked_qkv: tuple[torch.Tensor, torch.Tensor | None] | None = None,
     ) -> tuple[torch.Tensor, SelfAttentionCache | None]:
         """Attend from ``query [B, T, d_model]`` to ``key_value [B, S, d_model]``.
 
@@ -115,10 +129,19 @@ class MultiHeadAttention(nn.Module):
         beams of one sentence), and ``attn_mask`` then has ``B / K`` rows too. With ``packing``,
         ``query`` is packed ``[N, d_model]`` (and so is the output);
         so is the source in self-attention, while ``key_value`` stays padded.
+        ``stacked_qkv`` (from :meth:`stacked_qkv`) projects a decoding step's Q, K and V by one
+        matmul (self-attention with a cache only; used when it is in the dtype the matmul runs in).
         """
-        q = self.q_proj(query)
-        if packing is not None:
-            q = packing.unpack(q)
+        if stacked_qkv is not None and not _runs_in(query, stacked_qkv[0].dtype):
+            stacked_qkv = None
+        if stacked_qkv is not None and cache is not None and key_value is None and not static_kv:
+            widths = (self.n_heads * self.d_k, self.n_heads * self.d_k, self.n_heads * self.d_v)
+            q, k_step, v_step = F.linear(query, *stacked_qkv).split(widths, dim=-1)
+        else:
+            stacked_qkv = None
+            q = self.q_proj(query)
+            if packing is not None:
+                q = packing.unpack(q)
         q = self._split(q, self.d_k)
         dropout_p = self.dropout if self.training else 0.0
         groups = 1
@@ -137,10 +160,13 @@ class MultiHeadAttention(nn.Module):
                 b_kv, h, t, d = k.size(0), self.n_heads, q.size(2), self.d_k
                 q = q.reshape(b_kv, groups, h, t, d).transpose(1, 2).reshape(b_kv, h, groups * t, d)
         else:
-            source = query if key_value is None else key_value
-            k, v = self.k_proj(source), self.v_proj(source)
-            if packing is not None and key_value is None:
-                k, v = packing.unpack(k), packing.unpack(v)
+            if stacked_qkv is not None:
+                k, v = k_step, v_step
+            else:
+                source = query if key_value is None else key_value
+                k, v = self.k_proj(source), self.v_proj(source)
+                if packing is not None and key_value is None:
+                    k, v = packing.unpack(k), packing.unpack(v)
             b, s, _ = k.shape
             k = k.view(b, s, self.n_heads, self.d_k)
             v = v.view(b, s, self.n_heads, self.d_v)
@@ -198,6 +224,14 @@ class MultiHeadAttention(nn.Module):
         out, weights = _attention_by_matmuls(q, k, v, attn_mask, is_causal, dropout_p, self.d_k)
         self.last_weights = weights.detach()
         return out
+
+
+def _runs_in(x: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether a matmul of ``x`` runs in ``dtype`` here (autocast's dtype where it is on)."""
+    device = x.device.type
+    return dtype == (
+        torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    )
 
 
 def _attention_by_matmuls(
