@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The measurements of session 15 (2026-12-03), one after the other on an otherwise idle CPU.
+# Run from the repository root with ATTNLAB_DATA_DIR pointing at the shared data.
+D=outputs/measured/2026-12-03_s15_bench
+set -x
+attnlab-bench '~model@extra_models.base' steps=8 warmup=2 output=$D/bench_32-true.json > $D/bench_32-true.log 2>&1
+attnlab-bench '~model@extra_models.base' steps=8 warmup=2 precision=bf16-mixed output=$D/bench_bf16-mixed.json > $D/bench_bf16-mixed.log 2>&1
+attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 output=$D/bench_beam_32-true.json > $D/bench_beam_32-true.log 2>&1
+attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_beam_bf16-mixed.json > $D/bench_beam_bf16-mixed.log 2>&1
+attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] output=$D/bench_base_beam_32-true.json > $D/bench_base_beam_32-true.log 2>&1
+attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] precision=bf16-mixed output=$D/bench_base_beam_bf16-mixed.json > $D/bench_base_beam_bf16-mixed.log 2>&1
+OLD_DIR=/tmp/old REPEATS=10 python outputs/measured/2026-12-03_s13_beam/ab_beam.py bf16 > $D/ab_beam_bf16.log 2>&1
+OLD_DIR=/tmp/old REPEATS=10 python outputs/measured/2026-12-03_s13_beam/ab_beam.py 32 > $D/ab_beam_fp32.log 2>&1
