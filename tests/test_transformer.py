@@ -280,6 +280,14 @@ def test_bf16_decoding_projects_q_k_v_stacked_from_the_current_weights():
     torch.testing.assert_close(after, _bf16_steps(model, src, pad_mask, tgt_in, stacked=False))
     with torch.no_grad():  # fp32 keeps three projections: no stack to build
         assert model.init_decoder_state(model.encode(src, pad_mask)).stacked_qkv is None
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # nor does decoding with gradients
+        enc = model.encode(src, pad_mask)
+        state = model.init_decoder_state(enc)
+        assert state.stacked_qkv is None
+        logits, _ = model.decode_step(tgt_in[:, 0], enc, state)
+    logits.float().sum().backward()
+    assert model.decoder_layers[0].self_attn.v_proj.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize(

@@ -130,11 +130,19 @@ class MultiHeadAttention(nn.Module):
         ``query`` is packed ``[N, d_model]`` (and so is the output);
         so is the source in self-attention, while ``key_value`` stays padded.
         ``stacked_qkv`` (from :meth:`stacked_qkv`) projects a decoding step's Q, K and V by one
-        matmul (self-attention with a cache only; used when it is in the dtype the matmul runs in).
+        matmul: self-attention with a cache only, without gradients, and when it is in the dtype
+        the matmul runs in.
         """
-        if stacked_qkv is not None and not _runs_in(query, stacked_qkv[0].dtype):
+        if stacked_qkv is not None and (
+            torch.is_grad_enabled()  # the stack is detached: gradients must go through the three
+            or not _runs_in(query, stacked_qkv[0].dtype)
+            or cache is None
+            or key_value is not None
+            or static_kv
+            or packing is not None
+        ):
             stacked_qkv = None
-        if stacked_qkv is not None and cache is not None and key_value is None and not static_kv:
+        if stacked_qkv is not None:
             widths = (self.n_heads * self.d_k, self.n_heads * self.d_k, self.n_heads * self.d_v)
             q, k_step, v_step = F.linear(query, *stacked_qkv).split(widths, dim=-1)
         else:
@@ -226,12 +234,21 @@ class MultiHeadAttention(nn.Module):
         return out
 
 
+def matmul_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a matmul of ``dtype`` tensors on ``device`` runs in here: autocast's, where
+    autocast is on for that device type."""
+    kind = device.type
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else dtype
+    if kind == "cpu":
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else dtype
+    if kind == "cuda":
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else dtype
+    return dtype
+
+
 def _runs_in(x: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Whether a matmul of ``x`` runs in ``dtype`` here (autocast's dtype where it is on)."""
-    device = x.device.type
-    return dtype == (
-        torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-    )
+    return matmul_dtype(x.device, x.dtype) == dtype
 
 
 def _attention_by_matmuls(

@@ -17,7 +17,7 @@ from torch import nn
 
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_transformer
-from attnlab.models.attention import MultiHeadAttention, Packing
+from attnlab.models.attention import MultiHeadAttention, Packing, matmul_dtype
 from attnlab.models.copy import CopyGenerator
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -396,14 +396,10 @@ class Transformer(nn.Module):
             ]
         # In bf16 one matmul of a step's Q, K and V beats three (256 rows: 0.47-0.72 -> 0.34-0.46
         # ms; a whole beam step 1.02x); in fp32 it was no faster, and beam search 4% slower.
-        device = enc.memory.device.type
-        dtype = (
-            torch.get_autocast_dtype(device)
-            if torch.is_autocast_enabled(device)
-            else self.tgt_embed.weight.dtype
-        )
+        # Decoding with gradients (training through the decoder) keeps the three.
+        dtype = matmul_dtype(enc.memory.device, self.tgt_embed.weight.dtype)
         stacked = None
-        if dtype != torch.float32:
+        if dtype != torch.float32 and not torch.is_grad_enabled():
             stacked = [layer.self_attn.stacked_qkv(dtype) for layer in self.decoder_layers]
         return DecoderState(0, self_caches, stacked)
 
