@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_bahdanau, check_luong
 from attnlab.models.attention import AdditiveAttention, GlobalAttention
+from attnlab.models.copy import AlignmentCopy, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 
@@ -34,13 +35,16 @@ class RNNEncoderOut:
     keys: torch.Tensor  # [B, S, A]: memory projected once for the attention score
     pad_mask: torch.Tensor  # [B, S]
     final: tuple[torch.Tensor, ...]  # the encoder's final states, [layers * dirs, B, H] each
+    src_tokens: torch.Tensor | None = None  # [B, S], kept for a copy layer to point into
 
     def index_select(self, index: torch.Tensor) -> RNNEncoderOut:
+        tokens = self.src_tokens
         return RNNEncoderOut(
             self.memory.index_select(0, index),
             self.keys.index_select(0, index),
             self.pad_mask.index_select(0, index),
             tuple(s.index_select(1, index) for s in self.final),
+            None if tokens is None else tokens.index_select(0, index),
         )
 
 
@@ -138,7 +142,8 @@ class _RNNSeq2Seq(nn.Module):
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor) -> RNNEncoderOut:
         memory, final, pad_mask = self.encoder(src, src_pad_mask)
         # The attention's key projection does not depend on the decoder step: compute it once.
-        return RNNEncoderOut(memory, self.attention.precompute(memory), pad_mask, final)
+        keys = self.attention.precompute(memory)
+        return RNNEncoderOut(memory, keys, pad_mask, final, src if self.copy is not None else None)
 
     def ctc_log_probs(self, enc: RNNEncoderOut) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC log-probs ``[B, S, V]`` of the encoder annotations and their lengths ``[B]``."""
@@ -219,8 +224,10 @@ class BahdanauRNN(_RNNSeq2Seq):
         input_dim: int | None = None,
         frontend: dict | None = None,
         ctc_head: bool = False,
+        copy_attention: bool = False,
     ):
         super().__init__()
+        check_copy_attention(copy_attention, input_dim, src_vocab_size, tgt_vocab_size)
         check_bahdanau(
             embed_dim=embed_dim,
             hidden_size=hidden_size,
@@ -270,6 +277,8 @@ class BahdanauRNN(_RNNSeq2Seq):
         self.output_proj = nn.Linear(out_size, tgt_vocab_size)
         if tie_output:
             self.output_proj.weight = self.tgt_embed.weight
+        # A pointer over the source (See et al. 2017, built on this very model): models/copy.py.
+        self.copy = AlignmentCopy(memory_size, hidden_size, embed_dim) if copy_attention else None
 
     def init_decoder_state(self, enc: RNNEncoderOut) -> RNNDecoderState:
         (h_n,) = (
@@ -288,11 +297,13 @@ class BahdanauRNN(_RNNSeq2Seq):
         # The alignment model is queried with the previous state s_{i-1} (Bahdanau §3.1).
         context, weights = self.attention(hidden[-1], enc.memory, enc.keys, enc.pad_mask)
         output, hidden = self.decoder(torch.cat([embedded, context], dim=-1)[:, None], hidden)
-        output = output[:, 0]
+        output = decoder_state = output[:, 0]
         if self.deep_output:
             pre = self.pre_output(torch.cat([output, embedded, context], dim=-1))
             output = pre.view(*pre.shape[:-1], -1, 2).amax(dim=-1)  # maxout, pool size 2
         logits = self.output_proj(dropout(output, self.dropout, self.training))
+        if self.copy is not None:  # the alignment a_i doubles as the copy distribution
+            logits = self.copy(logits, weights, context, decoder_state, embedded, enc.src_tokens)
         return logits, RNNDecoderState((hidden,), None, self._keep(state, weights))
 
 
@@ -315,8 +326,10 @@ class LuongRNN(_RNNSeq2Seq):
         input_dim: int | None = None,
         frontend: dict | None = None,
         ctc_head: bool = False,
+        copy_attention: bool = False,
     ):
         super().__init__()
+        check_copy_attention(copy_attention, input_dim, src_vocab_size, tgt_vocab_size)
         check_luong(
             embed_dim=embed_dim,
             hidden_size=hidden_size,
@@ -360,6 +373,8 @@ class LuongRNN(_RNNSeq2Seq):
         self.output_proj = nn.Linear(hidden_size, tgt_vocab_size)
         if tie_output:
             self.output_proj.weight = self.tgt_embed.weight
+        # A pointer over the source with the alignment a_t (See et al. 2017): models/copy.py.
+        self.copy = AlignmentCopy(hidden_size, hidden_size, embed_dim) if copy_attention else None
 
     def _bridge(self, state: torch.Tensor) -> torch.Tensor:
         """Encoder final states ``[layers*dirs, B, H/dirs]`` -> decoder initial ``[layers_dec, B, H]``."""
@@ -393,5 +408,7 @@ class LuongRNN(_RNNSeq2Seq):
         attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))
         attentional = dropout(attentional, self.dropout, self.training)
         logits = self.output_proj(attentional)
+        if self.copy is not None:
+            logits = self.copy(logits, weights, context, top, embedded, enc.src_tokens)
         feed = attentional if self.input_feeding else None
         return logits, replace(state, hidden=(h, c), feed=feed, weights=self._keep(state, weights))

@@ -18,7 +18,7 @@ from torch import nn
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_transformer
 from attnlab.models.attention import MultiHeadAttention, Packing, matmul_dtype
-from attnlab.models.copy import CopyGenerator
+from attnlab.models.copy import CopyGenerator, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.kv_cache import (
@@ -235,13 +235,7 @@ class Transformer(nn.Module):
             "share_embeddings",
             f"needs one joint vocabulary, got source {src_vocab_size} and target {tgt_vocab_size}",
         )
-        require(
-            not copy_attention or (input_dim is None and src_vocab_size == tgt_vocab_size),
-            "copy_attention",
-            "copies source token ids into the target, so it needs token sources (not input_dim="
-            f"{input_dim}) and one joint vocabulary (source {src_vocab_size}, target "
-            f"{tgt_vocab_size})",
-        )
+        check_copy_attention(copy_attention, input_dim, src_vocab_size, tgt_vocab_size)
 
         self.pad_id = pad_id
         self.d_model = d_model
