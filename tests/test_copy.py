@@ -9,7 +9,7 @@ import torch
 from attnlab.config_errors import ConfigError
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.losses import LabelSmoothedCrossEntropy
-from attnlab.models.copy import CopyGenerator
+from attnlab.models.copy import CopyGenerator, mix_copy
 from attnlab.models.rnn import BahdanauRNN, LuongRNN
 from attnlab.models.transformer import Transformer
 
@@ -81,6 +81,33 @@ def test_the_sparse_mixture_equals_the_dense_formula_with_repeated_tokens():
         grads.append([picked, logits.grad, *(p.grad.clone() for p in layer.parameters())])
     for sparse, dense in zip(*grads, strict=True):
         torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
+
+
+def test_one_step_of_the_mixture_equals_that_step_of_the_whole_sequence():
+    """An RNN mixes one step at a time ([B, V] with [B, S] attention); the Transformer mixes
+    every step at once ([B, T, V]), checked above against the dense formula. Step by step must
+    give the same values and gradients, repeated source tokens and padding included."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 12, generator=generator, requires_grad=True)
+    scores = torch.randn(2, 3, 4, generator=generator, requires_grad=True)
+    gate = torch.randn(2, 3, 1, generator=generator, requires_grad=True)
+    _, _, _, pad_mask, src = copy_inputs()  # token 5 twice in row 0, padding in row 1
+    target = torch.tensor([[5, 7, 1], [9, 8, 8]])
+
+    def picked(stepwise: bool) -> tuple[torch.Tensor, ...]:
+        attention = scores.masked_fill(pad_mask[:, None, :], float("-inf")).softmax(-1)
+        if stepwise:
+            mixed = torch.stack(
+                [mix_copy(logits[:, t], attention[:, t], gate[:, t], src) for t in range(3)], 1
+            )
+        else:
+            mixed = mix_copy(logits, attention, gate, src)
+        value = mixed.gather(-1, target[..., None])
+        grads = torch.autograd.grad(value.sum(), (logits, scores, gate))
+        return (value, *grads)
+
+    for step, whole in zip(picked(True), picked(False), strict=True):
+        torch.testing.assert_close(step, whole, atol=1e-6, rtol=1e-6)
 
 
 def test_copy_attention_needs_token_sources_and_names_its_key():

@@ -270,7 +270,10 @@ def test_bf16_decoding_projects_q_k_v_stacked_from_the_current_weights():
     stacked = _bf16_steps(model, src, pad_mask, tgt_in, stacked=True)
     torch.testing.assert_close(stacked, _bf16_steps(model, src, pad_mask, tgt_in, stacked=False))
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    try:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    except RuntimeError:  # torch < 2.4 has no fused Adam for CPU tensors
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
     model.train()
     model(src, pad_mask, tgt_in).float().square().mean().backward()
     optimizer.step()
@@ -280,6 +283,12 @@ def test_bf16_decoding_projects_q_k_v_stacked_from_the_current_weights():
     torch.testing.assert_close(after, _bf16_steps(model, src, pad_mask, tgt_in, stacked=False))
     with torch.no_grad():  # fp32 keeps three projections: no stack to build
         assert model.init_decoder_state(model.encode(src, pad_mask)).stacked_qkv is None
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # nor float64, which autocast leaves
+            double = tiny().double()
+            enc = double.encode(src, pad_mask)
+            state = double.init_decoder_state(enc)
+            assert state.stacked_qkv is None
+            assert double.decode_step(tgt_in[:, 0], enc, state)[0].dtype == torch.float64
     model.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16):  # nor does decoding with gradients
         enc = model.encode(src, pad_mask)

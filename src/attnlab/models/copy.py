@@ -134,4 +134,7 @@ class AlignmentCopy(nn.Module):
         """``logits [B, V]``, ``alignment [B, S]``, ``context``, ``state`` and ``inputs``
         ``[B, *]`` of one step, ``src_tokens [B, S]``: log-probabilities ``[B, V]``."""
         gate = self.gate(torch.cat([context, state, inputs], dim=-1))
+        # Under autocast the alignment may come in bf16, summing to 1 only within ~4e-3.
+        alignment = alignment.float()
+        alignment = alignment / alignment.sum(-1, keepdim=True)
         return mix_copy(logits, alignment, gate, src_tokens)

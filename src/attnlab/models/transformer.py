@@ -174,7 +174,7 @@ class DecoderState:
     step: int
     self_caches: list[SelfAttentionCache]
     # Per decoder layer, its self-attention's W^Q, W^K, W^V stacked for this decoding's steps
-    # (``MultiHeadAttention.stacked_qkv``); None where three matmuls are as fast (fp32).
+    # (``MultiHeadAttention.stacked_qkv``); None where three matmuls are as fast (fp32, fp64).
     stacked_qkv: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
 
@@ -393,7 +393,7 @@ class Transformer(nn.Module):
         # Decoding with gradients (training through the decoder) keeps the three.
         dtype = matmul_dtype(enc.memory.device, self.tgt_embed.weight.dtype)
         stacked = None
-        if dtype != torch.float32 and not torch.is_grad_enabled():
+        if dtype in (torch.bfloat16, torch.float16) and not torch.is_grad_enabled():
             stacked = [layer.self_attn.stacked_qkv(dtype) for layer in self.decoder_layers]
         return DecoderState(0, self_caches, stacked)
 
