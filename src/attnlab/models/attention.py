@@ -146,7 +146,6 @@ class MultiHeadAttention(nn.Module):
             widths = (self.n_heads * self.d_k, self.n_heads * self.d_k, self.n_heads * self.d_v)
             q, k_step, v_step = F.linear(query, *stacked_qkv).split(widths, dim=-1)
         else:
-            stacked_qkv = None
             q = self.q_proj(query)
             if packing is not None:
                 q = packing.unpack(q)

@@ -37,6 +37,19 @@ class _TimeMajorBuffers:
     filled: int  # steps written so far, by whichever cache wrote last
 
 
+def _must_copy(
+    buffers: _TimeMajorBuffers | _BeamBuffers,
+    length: int,
+    end: int,
+    capacity: int,
+    dtype: torch.dtype,
+) -> bool:
+    """Whether a cache of ``length`` steps must copy its buffers before writing up to ``end``:
+    another cache has written past it (copy on write), they are full, or the new keys come in
+    another dtype (the first step under autocast: bf16 keys)."""
+    return buffers.filled != length or end > capacity or buffers.key.dtype != dtype
+
+
 class GrowingKVCache:
     """Decoder self-attention keys and values of one decoder row each (greedy search, teacher
     forcing through the cache): one write per step.
@@ -97,15 +110,10 @@ class GrowingKVCache:
 
     def append(self, key: torch.Tensor, value: torch.Tensor) -> GrowingKVCache:
         """The cache with ``key [B, t, h, d_k]`` and ``value [B, t, h, d_v]`` added after it."""
-        t = key.size(1)
+        end = self.length + key.size(1)
         buffers, capacity = self._buffers, self._buffers.key.size(0)
-        if (
-            buffers.filled != self.length
-            or self.length + t > capacity
-            or buffers.key.dtype != key.dtype  # the first step under autocast: bf16 keys
-        ):
-            buffers = self._copy(max(capacity, 2 * (self.length + t)), dtype=key.dtype)
-        end = self.length + t
+        if _must_copy(buffers, self.length, end, capacity, key.dtype):
+            buffers = self._copy(max(capacity, 2 * end), dtype=key.dtype)
         buffers.key[self.length : end] = key.transpose(0, 1)
         buffers.value[self.length : end] = value.transpose(0, 1)
         buffers.filled = end
@@ -221,14 +229,10 @@ class BeamKVCache:
         """The cache with ``key [rows, t, h, d_k]`` and ``value [rows, t, h, d_v]`` added after
         it (each row's own steps, in its own slot)."""
         t, length, k = key.size(1), self.length, self.beams
-        buffers, capacity = self._buffers, self._buffers.key.size(2)
-        if (
-            buffers.filled != length
-            or length + t > capacity
-            or buffers.key.dtype != key.dtype  # the first step under autocast: bf16 keys
-        ):
-            buffers = self._copy(max(capacity, 2 * (length + t)), dtype=key.dtype)
         end = length + t
+        buffers, capacity = self._buffers, self._buffers.key.size(2)
+        if _must_copy(buffers, length, end, capacity, key.dtype):
+            buffers = self._copy(max(capacity, 2 * end), dtype=key.dtype)
         for src, dst in ((key, buffers.key), (value, buffers.value)):
             rows, _, h, d = src.shape
             dst[:, :, length:end] = src.view(rows // k, k, t, h, d).permute(0, 3, 2, 1, 4)
