@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.models.kv_cache import KVCache, SelfAttentionCache
+from attnlab.models.linear import Linear
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,10 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.n_heads, self.d_k, self.d_v = n_heads, d_k, d_v
         self.dropout = dropout
-        self.q_proj = nn.Linear(d_model, n_heads * d_k, bias=bias)
-        self.k_proj = nn.Linear(d_model, n_heads * d_k, bias=bias)
-        self.v_proj = nn.Linear(d_model, n_heads * d_v, bias=bias)
-        self.out_proj = nn.Linear(n_heads * d_v, d_model, bias=bias)
+        self.q_proj = Linear(d_model, n_heads * d_k, bias=bias)
+        self.k_proj = Linear(d_model, n_heads * d_k, bias=bias)
+        self.v_proj = Linear(d_model, n_heads * d_v, bias=bias)
+        self.out_proj = Linear(n_heads * d_v, d_model, bias=bias)
         # Set by the caller that wants attention maps; kept as ``[B, h, T, S]``.
         self.last_weights: torch.Tensor | None = None
         self.keep_weights = False
@@ -286,9 +287,9 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int):
         super().__init__()
-        self.query_proj = nn.Linear(query_size, hidden_size, bias=False)
-        self.key_proj = nn.Linear(key_size, hidden_size, bias=True)
-        self.v = nn.Linear(hidden_size, 1, bias=False)
+        self.query_proj = Linear(query_size, hidden_size, bias=False)
+        self.key_proj = Linear(key_size, hidden_size, bias=True)
+        self.v = Linear(hidden_size, 1, bias=False)
 
     def precompute(self, keys: torch.Tensor) -> torch.Tensor:
         return self.key_proj(keys)
@@ -320,11 +321,11 @@ class GlobalAttention(nn.Module):
             raise ValueError(f"dot attention needs equal sizes, got {query_size} and {key_size}")
         self.score = score
         if score == "general":
-            self.key_proj = nn.Linear(key_size, query_size, bias=False)
+            self.key_proj = Linear(key_size, query_size, bias=False)
         elif score == "concat":
-            self.key_proj = nn.Linear(key_size, query_size, bias=True)
-            self.query_proj = nn.Linear(query_size, query_size, bias=False)
-            self.v = nn.Linear(query_size, 1, bias=False)
+            self.key_proj = Linear(key_size, query_size, bias=True)
+            self.query_proj = Linear(query_size, query_size, bias=False)
+            self.v = Linear(query_size, 1, bias=False)
 
     def precompute(self, keys: torch.Tensor) -> torch.Tensor:
         return keys if self.score == "dot" else self.key_proj(keys)

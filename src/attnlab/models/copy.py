@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.config_errors import require
+from attnlab.models.linear import Linear
 
 # log(0) would make log's gradient infinite at padding (whose copy mass is 0); this adds ~1e-30.
 _TINY = 1e-30
@@ -91,8 +92,8 @@ class CopyGenerator(nn.Module):
 
     def __init__(self, d_model: int):
         super().__init__()
-        self.query = nn.Linear(d_model, d_model, bias=False)
-        self.gate = nn.Linear(2 * d_model, 1)
+        self.query = Linear(d_model, d_model, bias=False)
+        self.gate = Linear(2 * d_model, 1)
         self.scale = 1.0 / math.sqrt(d_model)
 
     def forward(
@@ -120,7 +121,7 @@ class AlignmentCopy(nn.Module):
 
     def __init__(self, context_size: int, state_size: int, input_size: int):
         super().__init__()
-        self.gate = nn.Linear(context_size + state_size + input_size, 1)
+        self.gate = Linear(context_size + state_size + input_size, 1)
 
     def forward(
         self,

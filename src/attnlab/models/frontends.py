@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.config_errors import ConfigError, require
+from attnlab.models.linear import Linear
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -103,7 +104,7 @@ class Conv2dSubsampling(nn.Module):
             nn.Conv2d(channels, channels, 3, stride=2),
             nn.ReLU(),
         )
-        self.out = nn.Linear(channels * (((input_dim - 1) // 2 - 1) // 2), output_dim)
+        self.out = Linear(channels * (((input_dim - 1) // 2 - 1) // 2), output_dim)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.conv(x[:, None])  # [B, C, T', F']
@@ -134,7 +135,7 @@ class PyramidalLSTM(nn.Module):
             for i in range(layers)
         )
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(2 * hidden_size, output_dim)
+        self.out = Linear(2 * hidden_size, output_dim)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for lstm in self.lstms:
@@ -212,7 +213,7 @@ class CTCHead(nn.Module):
 
     def __init__(self, input_dim: int, vocab_size: int):
         super().__init__()
-        self.proj = nn.Linear(input_dim, vocab_size)
+        self.proj = Linear(input_dim, vocab_size)
 
     def forward(
         self, memory: torch.Tensor, pad_mask: torch.Tensor

@@ -27,6 +27,7 @@ from attnlab.models.attention import AdditiveAttention, GlobalAttention
 from attnlab.models.copy import AlignmentCopy, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
+from attnlab.models.linear import Linear
 
 
 @dataclass
@@ -262,7 +263,7 @@ class BahdanauRNN(_RNNSeq2Seq):
             dropout,
         )
         # s_0 = tanh(W_s h<-_1): the decoder starts from the backward encoder state (App. A.2.2).
-        self.init_proj = nn.Linear(hidden_size, hidden_size * decoder_layers)
+        self.init_proj = Linear(hidden_size, hidden_size * decoder_layers)
         self.attention = AdditiveAttention(hidden_size, memory_size, attention_size)
         self.decoder = nn.GRU(
             embed_dim + memory_size,
@@ -273,8 +274,8 @@ class BahdanauRNN(_RNNSeq2Seq):
         )
         self.deep_output = deep_output
         if deep_output:  # t~_i = U_o s_i + V_o E y_{i-1} + C_o c_i, then maxout over pairs
-            self.pre_output = nn.Linear(hidden_size + embed_dim + memory_size, 2 * maxout_size)
-        self.output_proj = nn.Linear(out_size, tgt_vocab_size)
+            self.pre_output = Linear(hidden_size + embed_dim + memory_size, 2 * maxout_size)
+        self.output_proj = Linear(out_size, tgt_vocab_size)
         if tie_output:
             self.output_proj.weight = self.tgt_embed.weight
         # A pointer over the source (See et al. 2017, built on this very model): models/copy.py.
@@ -367,10 +368,10 @@ class LuongRNN(_RNNSeq2Seq):
             batch_first=True,
             dropout=dropout if decoder_layers > 1 else 0.0,
         )
-        self.combine = nn.Linear(
+        self.combine = Linear(
             2 * hidden_size, hidden_size, bias=False
         )  # h~_t = tanh(W_c[c_t; h_t])
-        self.output_proj = nn.Linear(hidden_size, tgt_vocab_size)
+        self.output_proj = Linear(hidden_size, tgt_vocab_size)
         if tie_output:
             self.output_proj.weight = self.tgt_embed.weight
         # A pointer over the source with the alignment a_t (See et al. 2017): models/copy.py.

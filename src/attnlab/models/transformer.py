@@ -27,6 +27,7 @@ from attnlab.models.kv_cache import (
     SelfAttentionCache,
     whole_sentences,
 )
+from attnlab.models.linear import Linear
 from attnlab.models.positional import build_positions
 
 
@@ -35,8 +36,8 @@ class PositionwiseFeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, activation_dropout: float = 0.0):
         super().__init__()
-        self.w_1 = nn.Linear(d_model, d_ff)
-        self.w_2 = nn.Linear(d_ff, d_model)
+        self.w_1 = Linear(d_model, d_ff)
+        self.w_2 = Linear(d_ff, d_model)
         self.activation_dropout = activation_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -272,7 +273,7 @@ class Transformer(nn.Module):
         # Pre-LN leaves the residual stream un-normalised; a final norm closes each stack.
         self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
-        self.output_proj = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        self.output_proj = Linear(d_model, tgt_vocab_size, bias=False)
         self.ctc = CTCHead(d_model, tgt_vocab_size) if ctc_head else None
         self.copy = CopyGenerator(d_model) if copy_attention else None
         self._reset_parameters()
