@@ -117,3 +117,25 @@ def test_a_transformer_training_step_is_the_same_on_both_paths(onednn_on):
     reference = loss_and_grads()
     for got, want in zip(ours, reference, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_onednn
+def test_modes_the_op_has_no_rule_for_take_f_linear(onednn_on):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    layer = L.Linear(8, 5)
+    with FlopCounterMode(display=False) as counter:  # a dispatch mode
+        layer(torch.randn(100, 8))
+    assert counter.get_total_flops() == 2 * 100 * 8 * 5
+    assert torch.func.vmap(layer)(torch.randn(4, 3, 8)).shape == (4, 3, 5)
+    grads = torch.func.grad(lambda x: layer(x).sum())(torch.randn(3, 8))
+    torch.testing.assert_close(grads, layer.weight.sum(0).expand(3, 8))
+
+
+@needs_onednn
+def test_double_backward_is_refused_not_silently_wrong(onednn_on):
+    layer = L.Linear(8, 5)
+    x = torch.randn(3, 8, requires_grad=True)
+    (grad_x,) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad_x.sum(), layer.weight)

@@ -26,7 +26,9 @@ register_resolvers()
 def predict(cfg: DictConfig, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Run the command; returns the number of inputs answered."""
     from attnlab.inference import Predictor
+    from attnlab.models.linear import use_onednn
 
+    use_onednn(cfg.get("onednn_linear", True))
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     decode: dict[str, Any] = {}
     if cfg.get("decode") is not None:

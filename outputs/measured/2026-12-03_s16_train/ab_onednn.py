@@ -1,7 +1,8 @@
 # Interleaved A/B of the transformer_small training step on the bench's batches (8192 tokens,
 # vocab 8000, dropout 0.1, fused Adam, label smoothing 0.1, fp32): fp32 linear layers through
 # torch's F.linear (MKL sgemm) vs through oneDNN (attnlab.models.linear). Two copies of the
-# same initial weights; the switch is flipped before each variant's step. Optional Marian row.
+# same initial weights; the switch is flipped before each variant's step. RNN=1: the bench's
+# rnn_model (Luong) instead of transformer_small.
 import os, sys, statistics, torch
 from hydra import compose, initialize_config_dir
 from attnlab import bench as B
@@ -11,8 +12,8 @@ with initialize_config_dir(config_dir=os.path.abspath("conf"), version_base=None
     cfg = compose("bench", overrides=["~model@extra_models.base", *sys.argv[1:]])
 dev = torch.device("cpu")
 batches = B.synthetic_batches(cfg)
-a = B.build_attnlab(cfg.model, cfg.vocab, dev, cfg.seed)
-b = B.build_attnlab(cfg.model, cfg.vocab, dev, cfg.seed)
+a = B.build_attnlab(cfg.rnn_model if os.environ.get("RNN") else cfg.model, cfg.vocab, dev, cfg.seed)
+b = B.build_attnlab(cfg.rnn_model if os.environ.get("RNN") else cfg.model, cfg.vocab, dev, cfg.seed)
 variants = {"mkl": B.variant("mkl", a, cfg.lr), "onednn": B.variant("onednn", b, cfg.lr)}
 criterion = B.criterion_for(cfg)
 def step(name, r):

@@ -2,15 +2,19 @@
 
 torch computes an fp32 ``F.linear`` on a CPU with MKL's sgemm. On the AMD EPYC this project
 is measured on, oneDNN's own kernels (already in every x86 torch build, reached through
-``torch.ops.mkldnn._linear_pointwise``, the op torch.compile's CPU backend uses) ran the
-Transformer's shapes 1.4-1.8x faster: 8000 x 256 @ 256 x 256 114 -> 182 GFLOP/s, 8000 x 1024
-@ 1024 x 256 115 -> 200. Same fp32 arithmetic (products and sums in fp32), only the
+``torch.ops.mkldnn._linear_pointwise``, the op inductor uses for frozen inference weights) ran
+the Transformer's shapes 1.4-1.8x faster: 8000 x 256 @ 256 x 256 114 -> 182 GFLOP/s,
+8000 x 1024 @ 1024 x 256 115 -> 200. Same fp32 arithmetic (products and sums in fp32), only the
 summation order differs (relative differences ~1e-6).
 
 ``Linear`` is an ``nn.Linear`` (same parameters, same state dict) whose forward takes that
-path for fp32 CPU inputs outside autocast and torch.compile, and ``F.linear`` everywhere else.
-In training the input gradient goes through oneDNN too; the weight gradient (whose inner
-dimension is the token count) stays with MKL, which was faster there (153 vs 90-157 GFLOP/s).
+path for fp32 CPU inputs, and ``F.linear`` everywhere else: under autocast, torch.compile (which
+then emits its own addmm), jit tracing, functorch transforms (vmap, grad), forward-mode AD and
+dispatch modes (``FlopCounterMode``, fake tensors), none of which the op supports. In training
+the input gradient goes through oneDNN too; the weight gradient (whose inner dimension is the
+token count) stays with MKL, which was faster there (153 vs 90-157 GFLOP/s). Gradients of
+gradients are refused (``once_differentiable``), not silently wrong. ``torch.jit.script``
+cannot compile it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd import forward_ad
+from torch.autograd.function import once_differentiable
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 _linear_pointwise = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
@@ -62,11 +69,15 @@ class _OneDNNLinear(torch.autograd.Function):
     def forward(
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
+        # Only what backward reads: x for the weight gradient, W for the input gradient.
+        ctx.save_for_backward(
+            x if weight.requires_grad else None, weight if x.requires_grad else None
+        )
         ctx.has_bias = bias is not None
         return linear_onednn(x, weight, bias)
 
     @staticmethod
+    @once_differentiable  # the op has no derivative of its own: refuse double backward
     def backward(
         ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
@@ -90,6 +101,19 @@ def _cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
+def _tracing_or_transformed() -> bool:
+    """A mode the op has no rule for: jit tracing, vmap/grad, forward AD, a dispatch mode."""
+    try:
+        return (
+            torch.jit.is_tracing()
+            or torch._C._are_functorch_transforms_active()
+            or forward_ad._current_level >= 0
+            or _get_current_dispatch_mode() is not None
+        )
+    except AttributeError:  # a torch without one of these: take the plain path
+        return True
+
+
 def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
         _enabled
@@ -98,7 +122,8 @@ def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and weight.dtype == torch.float32
         and x.dim() >= 2
         and not _cpu_autocast()  # autocast picks the dtype: leave it to F.linear
-        and not torch.compiler.is_compiling()  # inductor has its own oneDNN lowering
+        and not torch.compiler.is_compiling()  # compiled graphs get inductor's own kernels
+        and not _tracing_or_transformed()
     )
 
 
