@@ -10,3 +10,6 @@ attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 output=
 attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_beam_bf16-mixed.json > $D/bench_beam_bf16-mixed.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[train,flops,beam] steps=4 warmup=1 output=$D/bench_base_32-true.json > $D/bench_base_32-true.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] precision=bf16-mixed output=$D/bench_base_beam_bf16-mixed.json > $D/bench_base_beam_bf16-mixed.log 2>&1
+# Later, at 283145a (the review fixes; the same code path), the paper base's beam with 10 repeats:
+attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 output=$D/bench_base_beam10_32-true.json > $D/bench_base_beam10_32-true.log 2>&1
+attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_base_beam10_bf16-mixed.json > $D/bench_base_beam10_bf16-mixed.log 2>&1
