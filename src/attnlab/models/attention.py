@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.models.kv_cache import KVCache, SelfAttentionCache
-from attnlab.models.linear import Linear
+from attnlab.models.linear import Linear, matmul_dtype
 
 
 @dataclass(frozen=True)
@@ -232,24 +232,6 @@ class MultiHeadAttention(nn.Module):
         out, weights = _attention_by_matmuls(q, k, v, attn_mask, is_causal, dropout_p, self.d_k)
         self.last_weights = weights.detach()
         return out
-
-
-def matmul_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
-    """The dtype a matmul of ``dtype`` tensors on ``device`` runs in here: autocast's, where
-    autocast is on for that device type (it leaves float64 alone)."""
-    if dtype == torch.float64:
-        return dtype
-    kind = device.type
-    try:
-        if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
-            return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else dtype
-        if kind == "cpu":
-            return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else dtype
-        if kind == "cuda":
-            return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else dtype
-    except RuntimeError:  # a device type this torch has no autocast for (MPS before 2.5)
-        pass
-    return dtype
 
 
 def _runs_in(x: torch.Tensor, dtype: torch.dtype) -> bool:

@@ -94,11 +94,22 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def _cpu_autocast() -> bool:
+def matmul_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a matmul of ``dtype`` tensors on ``device`` runs in here: autocast's, where
+    autocast is on for that device type (it leaves float64 alone)."""
+    if dtype == torch.float64:
+        return dtype
+    kind = device.type
     try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled()
+        if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+            return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else dtype
+        if kind == "cpu":
+            return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else dtype
+        if kind == "cuda":
+            return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else dtype
+    except RuntimeError:  # a device type this torch has no autocast for (MPS before 2.5)
+        pass
+    return dtype
 
 
 def _tracing_or_transformed() -> bool:
@@ -118,10 +129,10 @@ def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
         _enabled
         and x.device.type == "cpu"
-        and x.dtype == torch.float32
         and weight.dtype == torch.float32
         and x.dim() >= 2
-        and not _cpu_autocast()  # autocast picks the dtype: leave it to F.linear
+        # fp32 in, and no autocast making it bf16 (that F.linear does, through oneDNN already)
+        and matmul_dtype(x.device, x.dtype) == torch.float32
         and not torch.compiler.is_compiling()  # compiled graphs get inductor's own kernels
         and not _tracing_or_transformed()
     )

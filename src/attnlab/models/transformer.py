@@ -17,7 +17,7 @@ from torch import nn
 
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_transformer
-from attnlab.models.attention import MultiHeadAttention, Packing, matmul_dtype
+from attnlab.models.attention import MultiHeadAttention, Packing
 from attnlab.models.copy import CopyGenerator, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -27,7 +27,7 @@ from attnlab.models.kv_cache import (
     SelfAttentionCache,
     whole_sentences,
 )
-from attnlab.models.linear import Linear
+from attnlab.models.linear import Linear, matmul_dtype
 from attnlab.models.positional import build_positions
 
 
