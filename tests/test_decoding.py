@@ -274,9 +274,11 @@ def _tied_inputs() -> list[torch.Tensor]:
     "x", _tied_inputs(), ids=["few-levels", "tied-winners", "short-tie", "block-tie"]
 )
 @pytest.mark.parametrize("k", [1, 4, 8])
-def test_topk_breaks_ties_by_lowest_index(x: torch.Tensor, k: int) -> None:
-    """Must agree with a stable descending sort, whether or not ties straddle the cut."""
-    values, idx = _topk_lowest_index_first(x, k)
+@pytest.mark.parametrize("spare", [None, 1])
+def test_topk_breaks_ties_by_lowest_index(x: torch.Tensor, k: int, spare: int | None) -> None:
+    """Must agree with a stable descending sort, whether or not ties straddle the cut, with
+    the default spare candidates or the one that fp32 logits get."""
+    values, idx = _topk_lowest_index_first(x, k, spare)
     ref_values, ref_idx = x.sort(dim=1, descending=True, stable=True)
     assert torch.equal(idx, ref_idx[:, :k])
     assert torch.equal(values, ref_values[:, :k])
@@ -299,7 +301,10 @@ def test_topk_by_blocks_finds_the_top_values(vocab: int, dtype: torch.dtype) -> 
 
 @pytest.mark.parametrize("levels", [3, 1000])
 @pytest.mark.parametrize("k", [1, 2, 4])
-def test_best_extensions_equal_one_ranking_of_every_beam_and_token(levels: int, k: int) -> None:
+@pytest.mark.parametrize("spare", [None, 1])
+def test_best_extensions_equal_one_ranking_of_every_beam_and_token(
+    levels: int, k: int, spare: int | None
+) -> None:
     """Ranking each beam's best 2K first must give what ranking all K x V extensions gives,
     ties (few levels) and dead beams (-inf scores) included."""
     gen = torch.Generator().manual_seed(levels + k)
@@ -308,7 +313,7 @@ def test_best_extensions_equal_one_ranking_of_every_beam_and_token(levels: int, 
     scores = -torch.randint(levels, (n, k), generator=gen).double()
     scores[0, 1:] = -math.inf  # the first step: one live beam
     lprobs[1, 3:] = -math.inf  # a beam with few allowed tokens
-    got = _best_extensions(scores, lprobs, 2 * k)
+    got = _best_extensions(scores, lprobs, 2 * k, spare)
 
     flat = (scores[:, :, None] + lprobs.view(n, k, vocab).double()).view(n, k * vocab)
     ref_values, ref_idx = flat.sort(dim=1, descending=True, stable=True)

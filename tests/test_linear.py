@@ -139,3 +139,109 @@ def test_double_backward_is_refused_not_silently_wrong(onednn_on):
     (grad_x,) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(grad_x.sum(), layer.weight)
+
+
+# -- packed weights (inference scopes) ----------------------------------------------------------
+@pytest.fixture
+def count_packing(monkeypatch):
+    packed = []
+    real = L._reorder_linear_weight
+
+    def counting(weight, rows):
+        packed.append((tuple(weight.shape), weight.dtype, rows))
+        return real(weight, rows)
+
+    monkeypatch.setattr(L, "_reorder_linear_weight", counting)
+    return packed
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_weights_give_f_linear_outputs_from_the_second_call(onednn_on, count_packing, bias):
+    torch.manual_seed(0)
+    layer = L.Linear(48, 24, bias=bias)
+    inputs = [
+        torch.randn(7, 48),
+        torch.randn(5, 1, 48),
+        torch.randn(6, 3, 48)[:, ::2],  # strided
+        torch.randn(1, 48).expand(4, 48),  # expanded
+        torch.randn(0, 48),  # empty
+    ]
+    with torch.no_grad(), L.packed_weights():
+        got = [layer(x) for x in inputs]
+    assert count_packing == [((24, 48), torch.float32, 5)]  # once, at the second call (5 rows)
+    assert not L._scopes.packed  # dropped when the scope closed
+    for x, out in zip(inputs, got, strict=True):
+        torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+@pytest.mark.skipif(not L._packs_bf16, reason="no oneDNN bf16 here")
+def test_packed_weights_under_bf16_autocast_match_its_linear(onednn_on, count_packing):
+    torch.manual_seed(0)
+    layer = L.Linear(64, 32)
+    x = torch.randn(9, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = F.linear(x, layer.weight, layer.bias)
+        with torch.no_grad(), L.packed_weights():
+            got = [layer(x), layer(x)]
+    assert count_packing == [((32, 64), torch.bfloat16, 9)]
+    for out in got:
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out, want, rtol=1e-2, atol=1e-2)
+
+
+@needs_onednn
+def test_weights_are_not_packed_with_gradients_or_the_switch_off(onednn_on, count_packing):
+    layer = L.Linear(16, 8)
+    x = torch.randn(4, 16, requires_grad=True)
+    with L.packed_weights():
+        for _ in range(3):
+            layer(x).sum().backward()  # gradients need the plain weight
+        assert layer.weight.grad is not None and x.grad is not None
+        L.use_onednn(False)
+        with torch.no_grad():
+            for _ in range(3):
+                layer(x)
+    assert count_packing == []
+
+
+@needs_onednn
+def test_nested_scopes_keep_packed_weights_until_the_outermost_closes(onednn_on, count_packing):
+    layer = L.Linear(16, 8)
+    x = torch.randn(4, 16)
+    with torch.no_grad(), L.packed_weights():
+        with L.packed_weights():
+            layer(x), layer(x)
+        layer(x)
+        assert len(L._scopes.packed) == 1
+    assert count_packing == [((8, 16), torch.float32, 4)]
+    assert not L._scopes.packed and L._scopes.depth == 0
+
+
+@needs_onednn
+def test_a_dtype_mismatch_still_raises(onednn_on):
+    layer = L.Linear(16, 8)
+    with torch.no_grad(), L.packed_weights(), pytest.raises(RuntimeError):
+        for _ in range(2):
+            layer(torch.randn(4, 16, dtype=torch.bfloat16))
+
+
+@needs_onednn
+def test_beam_search_with_packed_weights_finds_the_same_hypotheses(onednn_on, count_packing):
+    from attnlab.decoding import beam_search
+    from tests.test_transformer import padded_batch, tiny
+
+    model = tiny()
+    src, src_pad = padded_batch([9, 6, 4, 7])
+    kw = dict(bos_id=1, eos_id=2, beam_size=3, nbest=3, max_len_a=1.0, max_len_b=4)
+    packed = beam_search(model, src, src_pad, **kw)
+    assert count_packing  # the decoder's weights, called at every step, were packed ...
+    assert all(rows <= 4 * 3 for _, _, rows in count_packing)  # ... not the encoder's (26 rows)
+    count_packing.clear()
+    L.use_onednn(False)
+    plain = beam_search(model, src, src_pad, **kw)
+    assert count_packing == []
+    for ours, theirs in zip(packed, plain, strict=True):
+        assert [h.tokens for h in ours] == [h.tokens for h in theirs]
+        assert [h.log_prob for h in ours] == pytest.approx([h.log_prob for h in theirs], abs=1e-4)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from attnlab.ctc_prefix import CTCPrefixScorer
 from attnlab.models.interface import IncrementalSeq2Seq
+from attnlab.models.linear import packed_weights
 
 NEG_INF = -math.inf
 
@@ -115,17 +116,20 @@ def _row_topk(x: torch.Tensor, k: int, block: int = 32) -> tuple[torch.Tensor, t
     return values, torch.where(pos < k * block, in_block, past_blocks)
 
 
-def _topk_lowest_index_first(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _topk_lowest_index_first(
+    x: torch.Tensor, k: int, spare: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``x.topk(k, dim=1)`` with ties broken towards the lowest index, like ``argmax``.
 
     ``topk`` leaves tie order unspecified, and ties are common with bf16/fp16 logits; without a
-    fixed rule beam 1 could pick a different token than greedy's argmax. The top ``2k + 1`` are
-    taken: when the last of them is below the k-th value, every entry tied with the k-th is among
-    them, so ranking just those by (value, lowest index) is exact and no pass over the whole row
-    (V wide) is needed. When a tie at the k-th value runs past them (rare: it takes k + 2 or more
-    equal values), the full path runs.
+    fixed rule beam 1 could pick a different token than greedy's argmax. The top ``k + spare``
+    are taken (``spare`` defaults to ``k + 1``): when the last of them is below the k-th value,
+    every entry tied with the k-th is among them, so ranking just those by (value, lowest index)
+    is exact and no pass over the whole row (V wide) is needed. When a tie at the k-th value
+    runs past them, the full path runs: with ``spare = k + 1`` that takes k + 2 or more equal
+    values, rare even in bf16; ``spare = 1`` suits fp32 logits, where any tie is rare.
     """
-    width = min(2 * k + 1, x.size(1))
+    width = min(k + (k + 1 if spare is None else spare), x.size(1))
     top_values, top_idx = _row_topk(x, width)
     if width == x.size(1) or bool((top_values[:, k - 1] > top_values[:, width - 1]).all()):
         idx = top_idx.sort(dim=1).values  # the candidates in index order ...
@@ -145,7 +149,7 @@ def _topk_lowest_index_first(x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
 
 def _best_extensions(
-    scores: torch.Tensor, lprobs: torch.Tensor, width: int
+    scores: torch.Tensor, lprobs: torch.Tensor, width: int, spare: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The ``width`` best extensions of each sentence over its K beams x V tokens, ranked by
     cumulative score ``scores [n, K] + lprobs [n*K, V]``, ties to the lowest ``beam * V + token``
@@ -157,12 +161,13 @@ def _best_extensions(
     and only K*width candidates get the score dtype (the naive way adds and ranks n*K*V float64s;
     that was 40% of beam search time on a CPU). With float64 scores the adding cannot merge two
     different log-probs into a tie; with float32 scores (MPS only) it can, and such a tie may
-    then go to a higher index than the naive way would give it.
+    then go to a higher index than the naive way would give it. ``spare``: see
+    :func:`_topk_lowest_index_first`.
     """
     n, k = scores.shape
     vocab = lprobs.size(1)
     per_beam = min(width, vocab)
-    beam_values, beam_tokens = _topk_lowest_index_first(lprobs, per_beam)
+    beam_values, beam_tokens = _topk_lowest_index_first(lprobs, per_beam, spare)
     cand = (scores[:, :, None] + beam_values.view(n, k, per_beam).to(scores.dtype)).view(n, -1)
     beams = torch.arange(k, device=scores.device)[:, None].expand(k, per_beam).reshape(1, -1)
     tokens = beam_tokens.view(n, -1)
@@ -205,6 +210,7 @@ def _expand_for_beams(
 
 # ------------------------------------------------------------------------------------- greedy
 @torch.no_grad()
+@packed_weights()  # the decoder weights serve every step: oneDNN lays them out once
 def greedy_search(
     model: IncrementalSeq2Seq,
     src: torch.Tensor,
@@ -268,6 +274,7 @@ def greedy_search(
 
 # --------------------------------------------------------------------------------------- beam
 @torch.no_grad()
+@packed_weights()
 def beam_search(
     model: IncrementalSeq2Seq,
     src: torch.Tensor,
@@ -351,7 +358,9 @@ def beam_search(
             lprobs = (1.0 - ctc_weight) * lprobs + ctc_weight * ctc_scores
 
         # Top 2K extensions of each sentence over its K beams x V tokens, by cumulative log-prob.
-        cand_scores, cand_beam, cand_tok = _best_extensions(scores, lprobs, 2 * k)
+        # fp32 logits rarely tie: one spare candidate per beam shows none straddles the cut.
+        spare = 1 if logits.dtype in (torch.float32, torch.float64) else None
+        cand_scores, cand_beam, cand_tok = _best_extensions(scores, lprobs, 2 * k, spare)
         is_eos = cand_tok == eos_id
 
         # Finish eos candidates ranked in the top K (a lower-ranked one would not have survived as

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.models.kv_cache import KVCache, SelfAttentionCache
-from attnlab.models.linear import Linear, matmul_dtype
+from attnlab.models.linear import Linear, linear, matmul_dtype
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class MultiHeadAttention(nn.Module):
             stacked_qkv = None
         if stacked_qkv is not None:
             widths = (self.n_heads * self.d_k, self.n_heads * self.d_k, self.n_heads * self.d_v)
-            q, k_step, v_step = F.linear(query, *stacked_qkv).split(widths, dim=-1)
+            q, k_step, v_step = linear(query, *stacked_qkv).split(widths, dim=-1)
         else:
             q = self.q_proj(query)
             if packing is not None:

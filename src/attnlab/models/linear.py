@@ -19,7 +19,10 @@ cannot compile it.
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -29,7 +32,9 @@ from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-_linear_pointwise = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+_mkldnn_ops = getattr(torch.ops, "mkldnn", None)
+_linear_pointwise = getattr(_mkldnn_ops, "_linear_pointwise", None)
+_reorder_linear_weight = getattr(_mkldnn_ops, "_reorder_linear_weight", None)
 
 
 def onednn_available() -> bool:
@@ -138,8 +143,99 @@ def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+class _PackedWeights(threading.local):
+    """The open :func:`packed_weights` scopes of this thread and what they packed."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.calls: dict[tuple, int] = {}
+        # key -> (the weight, kept so that its id stays its own; packed weight; bias in dtype)
+        self.packed: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+
+
+_scopes = _PackedWeights()
+
+
+def _bf16_supported() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_packs_bf16 = _reorder_linear_weight is not None and _bf16_supported()
+
+
+@contextlib.contextmanager
+def packed_weights() -> Iterator[None]:
+    """A scope, for inference, in which a linear layer's weight used a second time is kept
+    in oneDNN's own blocked layout, so later calls skip re-laying it out.
+
+    A decoding step calls the same decoder weights once per generated token, and oneDNN (like
+    MKL) otherwise copies every weight into its blocked layout at every call: for the
+    output projection (8000 x 256) that is 8 MB per step. Packed once per search, beam search
+    (transformer_small, beam 4, batch 64) ran 7-8% faster, fp32 and bf16 alike, with identical
+    hypotheses. Weights called once (the encoder's, the cross-attention's K/V) stay unpacked:
+    packing them would cost more than it saves.
+
+    Only fp32 and bf16 (autocast or bf16 weights) CPU calls without gradients take it, with
+    the oneDNN switch (:func:`use_onednn`) on. Weights must not change inside the scope. Scopes
+    nest (the outermost owns the packed weights) and are per thread.
+    """
+    _scopes.depth += 1
+    try:
+        yield
+    finally:
+        _scopes.depth -= 1
+        if _scopes.depth == 0:
+            _scopes.calls.clear()
+            _scopes.packed.clear()
+
+
+def _packed(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.dtype] | None:
+    """The packed weight, bias and dtype for this call inside a :func:`packed_weights` scope;
+    ``None`` if it takes another path (or is the weight's first call)."""
+    if (
+        not _enabled
+        or _reorder_linear_weight is None
+        or torch.is_grad_enabled()
+        or x.device.type != "cpu"
+        or weight.device.type != "cpu"
+        or x.dim() < 2
+    ):
+        return None
+    dtype = matmul_dtype(x.device, x.dtype)
+    if dtype != torch.float32 and (dtype != torch.bfloat16 or not _packs_bf16):
+        return None
+    autocast = dtype != x.dtype or matmul_dtype(x.device, weight.dtype) != weight.dtype
+    if not autocast and (weight.dtype != dtype or (bias is not None and bias.dtype != dtype)):
+        return None  # a dtype mismatch: let F.linear say so
+    if torch.compiler.is_compiling() or _tracing_or_transformed():
+        return None
+    key = (id(weight), None if bias is None else id(bias), dtype)
+    hit = _scopes.packed.get(key)
+    if hit is None:
+        calls = _scopes.calls.get(key, 0) + 1
+        _scopes.calls[key] = calls
+        if calls < 2:
+            return None
+        rows = x.numel() // max(x.size(-1), 1)
+        packed = _reorder_linear_weight(weight.detach().to(dtype), max(rows, 1))
+        cast_bias = None if bias is None else bias.detach().to(dtype)
+        hit = _scopes.packed[key] = (weight, packed, cast_bias)
+    return hit[1], hit[2], dtype
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``, through oneDNN for fp32 CPU tensors when enabled."""
+    """``F.linear(x, weight, bias)``, through oneDNN for fp32 CPU tensors when enabled (and,
+    in a :func:`packed_weights` scope, for bf16 too, with packed weights)."""
+    if _scopes.depth:
+        packed = _packed(x, weight, bias)
+        if packed is not None:
+            weight_packed, bias_cast, dtype = packed
+            return _linear_pointwise(x.to(dtype), weight_packed, bias_cast, "none", [], "")
     if not _takes_onednn(x, weight):
         return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and (
