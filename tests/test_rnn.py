@@ -80,6 +80,25 @@ def test_alignments_are_returned_on_request():
     assert weights[1, :, 4:].abs().max() == 0  # padding never receives attention
 
 
+@pytest.mark.parametrize(("cls", "overrides"), VARIANTS)
+def test_alignments_are_an_fp32_softmax_under_bf16_autocast(cls, overrides):
+    """bf16 scores, but the softmax in fp32 (as the Transformer's attention): each row sums
+    to 1 to fp32 rounding, where a bf16 softmax is off by up to ~1e-2."""
+    model = build(cls, **overrides)
+    model.keep_weights = True
+    src, pad_mask = batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        enc = model.encode(src, pad_mask)
+        state = model.init_decoder_state(enc)
+        for token in (2, 5, 6):
+            logits, state = model.decode_step(torch.full((3,), token), enc, state)
+    weights = torch.stack(state.weights, dim=1)
+    assert weights.dtype == torch.float32
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 3), rtol=0, atol=1e-6)
+    assert weights[1, :, 4:].abs().max() == 0
+    assert torch.isfinite(logits).all()
+
+
 @pytest.mark.parametrize("family", ["rnn_luong", "rnn_bahdanau"])
 def test_each_rnn_learns_to_reverse_sequences(make_cfg, family):
     # The Transformer's toy experiment with only the model swapped (and the RNN study's

@@ -285,8 +285,7 @@ class AdditiveAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``)."""
         scores = self.v(torch.tanh(projected_keys + self.query_proj(query)[:, None, :])).squeeze(-1)
-        weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
-        return torch.bmm(weights[:, None, :], keys).squeeze(1), weights
+        return _attend(scores, keys, pad_mask)
 
 
 class GlobalAttention(nn.Module):
@@ -324,5 +323,14 @@ class GlobalAttention(nn.Module):
             scores = self.v(hidden).squeeze(-1)
         else:
             scores = torch.bmm(projected_keys, query[:, :, None]).squeeze(-1)
-        weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
-        return torch.bmm(weights[:, None, :], keys).squeeze(1), weights
+        return _attend(scores, keys, pad_mask)
+
+
+def _attend(
+    scores: torch.Tensor, keys: torch.Tensor, pad_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RNN attentions' context ``[B, K]`` and alignment ``[B, S]`` from ``scores [B, S]``.
+    The softmax runs in fp32 whatever the scores' precision (bf16 under autocast), as in the
+    Transformer's attention; the weights stay fp32 for the maps and the copy layer."""
+    weights = scores.float().masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
+    return torch.bmm(weights[:, None, :].to(keys.dtype), keys).squeeze(1), weights
