@@ -1,11 +1,12 @@
 """Session 17: old against new beam search in one process, taking turns (the order alternating
 every repeat), on the bench's beam batch (transformer_small, beam 4, batch 64, 32 tokens).
 
-    python outputs/measured/2026-12-03_s17_beam/ab_beam_s17.py packed|spare [bf16] [R]
+    python outputs/measured/2026-12-03_s17_beam/ab_beam_s17.py packed|spare [bf16] [greedy] [R]
 
 - ``packed``: the decoder's linear weights packed by oneDNN once per search
   (``models/linear.packed_weights``) against re-laid out at every call (the packing op
   switched off).
+  ``greedy`` times greedy search instead of beam search.
 - ``spare``: the per-beam top-k of fp32 logits with 1 spare candidate against k + 1.
 
 Prints whether the hypotheses (tokens and log-prob) are identical, each side's median ms per
@@ -23,6 +24,7 @@ from attnlab.runtime import keep_freed_memory
 keep_freed_memory()
 what = sys.argv[1]
 bf16 = "bf16" in sys.argv[2:]
+strategy = "greedy" if "greedy" in sys.argv[2:] else "beam"
 repeats = int(next((a for a in sys.argv[2:] if a.isdigit()), 12))
 with initialize_config_dir(config_dir=os.path.abspath("conf"), version_base=None):
     cfg = compose("bench", overrides=["~model@extra_models.base"])
@@ -42,9 +44,9 @@ def set_new(new: bool) -> None:
 
 def search() -> list:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        hyps = D.generate(model, batch.src, batch.src_pad_mask, strategy="beam", bos_id=B.BOS,
-                          eos_id=B.EOS, max_len_a=0, max_len_b=31, min_len=31, beam_size=4,
-                          length_penalty=0.6)
+        beam = {"beam_size": 4, "length_penalty": 0.6} if strategy == "beam" else {}
+        hyps = D.generate(model, batch.src, batch.src_pad_mask, strategy=strategy, bos_id=B.BOS,
+                          eos_id=B.EOS, max_len_a=0, max_len_b=31, min_len=31, **beam)
     return [(h[0].tokens, h[0].log_prob) for h in hyps]
 
 
@@ -52,7 +54,7 @@ set_new(False)
 old = search()
 set_new(True)
 new = search()
-print(f"{what} {'bf16' if bf16 else 'fp32'}: identical hypotheses for",
+print(f"{what} {strategy} {'bf16' if bf16 else 'fp32'}: identical hypotheses for",
       sum(a == b for a, b in zip(old, new)), "of", len(old))
 times = {False: [], True: []}
 for r in range(repeats):
