@@ -167,9 +167,18 @@ def test_packed_weights_give_f_linear_outputs_from_the_second_call(onednn_on, co
         torch.randn(1, 48).expand(4, 48),  # expanded
         torch.randn(0, 48),  # empty
     ]
-    with torch.no_grad(), L.packed_weights():
+    through = []
+    real = L._linear_pointwise
+
+    def spying(x, weight, *args):
+        through.append(weight.is_mkldnn)
+        return real(x, weight, *args)
+
+    with torch.no_grad(), L.packed_weights(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(L, "_linear_pointwise", spying)
         got = [layer(x) for x in inputs]
     assert count_packing == [((24, 48), torch.float32, 5)]  # once, at the second call (5 rows)
+    assert through == [False, True, True, True, True]  # the packed weight from then on
     assert not L._scopes.packed  # dropped when the scope closed
     for x, out in zip(inputs, got, strict=True):
         torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
@@ -222,9 +231,10 @@ def test_nested_scopes_keep_packed_weights_until_the_outermost_closes(onednn_on,
 @needs_onednn
 def test_a_dtype_mismatch_still_raises(onednn_on):
     layer = L.Linear(16, 8)
-    with torch.no_grad(), L.packed_weights(), pytest.raises(RuntimeError):
-        for _ in range(2):
-            layer(torch.randn(4, 16, dtype=torch.bfloat16))
+    with torch.no_grad(), L.packed_weights():
+        for _ in range(3):  # the second call would be the first to pack
+            with pytest.raises(RuntimeError):
+                layer(torch.randn(4, 16, dtype=torch.bfloat16))
 
 
 @needs_onednn

@@ -99,6 +99,23 @@ def test_alignments_are_an_fp32_softmax_under_bf16_autocast(cls, overrides):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("score", ["dot", "general", "concat", "additive"])
+def test_fp64_attention_stays_fp64_and_passes_gradcheck(score):
+    from attnlab.models.attention import AdditiveAttention, GlobalAttention
+
+    torch.manual_seed(0)
+    attention = AdditiveAttention(6, 6, 5) if score == "additive" else GlobalAttention(6, 6, score)
+    attention = attention.double()
+    keys = torch.randn(2, 4, 6, dtype=torch.float64)
+    pad_mask = torch.tensor([[False] * 4, [False, False, False, True]])
+    query = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    context, weights = attention(query, keys, attention.precompute(keys), pad_mask)
+    assert context.dtype == weights.dtype == torch.float64
+    assert torch.autograd.gradcheck(
+        lambda q: attention(q, keys, attention.precompute(keys), pad_mask), (query,)
+    )
+
+
 @pytest.mark.parametrize("family", ["rnn_luong", "rnn_bahdanau"])
 def test_each_rnn_learns_to_reverse_sequences(make_cfg, family):
     # The Transformer's toy experiment with only the model swapped (and the RNN study's

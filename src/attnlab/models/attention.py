@@ -330,7 +330,8 @@ def _attend(
     scores: torch.Tensor, keys: torch.Tensor, pad_mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The RNN attentions' context ``[B, K]`` and alignment ``[B, S]`` from ``scores [B, S]``.
-    The softmax runs in fp32 whatever the scores' precision (bf16 under autocast), as in the
-    Transformer's attention; the weights stay fp32 for the maps and the copy layer."""
-    weights = scores.float().masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
+    The softmax runs in fp32 at least (bf16 scores under autocast; fp64 stays fp64), as in the
+    Transformer's attention; the weights stay in that precision for the maps and the copy layer."""
+    precision = torch.promote_types(scores.dtype, torch.float32)
+    weights = scores.to(precision).masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
     return torch.bmm(weights[:, None, :].to(keys.dtype), keys).squeeze(1), weights

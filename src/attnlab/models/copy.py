@@ -135,7 +135,8 @@ class AlignmentCopy(nn.Module):
         """``logits [B, V]``, ``alignment [B, S]``, ``context``, ``state`` and ``inputs``
         ``[B, *]`` of one step, ``src_tokens [B, S]``: log-probabilities ``[B, V]``."""
         gate = self.gate(torch.cat([context, state, inputs], dim=-1))
-        # Under autocast the alignment may come in bf16, summing to 1 only within ~4e-3.
+        # An alignment given in bf16 sums to 1 only within ~4e-3 (attnlab's RNN attentions give
+        # fp32 ones); renormalised in fp32 either way.
         alignment = alignment.float()
         alignment = alignment / alignment.sum(-1, keepdim=True)
         return mix_copy(logits, alignment, gate, src_tokens)

@@ -8,7 +8,9 @@ the Transformer's shapes 1.4-1.8x faster: 8000 x 256 @ 256 x 256 114 -> 182 GFLO
 summation order differs (relative differences ~1e-6).
 
 ``Linear`` is an ``nn.Linear`` (same parameters, same state dict) whose forward takes that
-path for fp32 CPU inputs, and ``F.linear`` everywhere else: under autocast, torch.compile (which
+path for fp32 CPU inputs (and, inside a :func:`packed_weights` scope without gradients, for
+bf16 ones too, with the weights packed once), and ``F.linear`` everywhere else: under autocast
+outside such a scope, torch.compile (which
 then emits its own addmm), jit tracing, functorch transforms (vmap, grad), forward-mode AD and
 dispatch modes (``FlopCounterMode``, fake tensors), none of which the op supports. In training
 the input gradient goes through oneDNN too; the weight gradient (whose inner dimension is the
@@ -149,8 +151,9 @@ class _PackedWeights(threading.local):
     def __init__(self) -> None:
         self.depth = 0
         self.calls: dict[tuple, int] = {}
-        # key -> (the weight, kept so that its id stays its own; packed weight; bias in dtype)
-        self.packed: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+        # key -> (weight and bias, kept so that their ids stay their own; packed weight; bias
+        # in the compute dtype)
+        self.packed: dict[tuple, tuple[Any, torch.Tensor, torch.Tensor | None]] = {}
 
 
 _scopes = _PackedWeights()
@@ -180,8 +183,15 @@ def packed_weights() -> Iterator[None]:
     than it saves.
 
     Only fp32 and bf16 (autocast or bf16 weights) CPU calls without gradients take it, with
-    the oneDNN switch (:func:`use_onednn`) on. Weights must not change inside the scope. Scopes
-    nest (the outermost owns the packed weights) and are per thread.
+    the oneDNN switch (:func:`use_onednn`) on. Under bf16 autocast a biased layer may differ
+    from autocast's ``F.linear`` by one bf16 rounding step (the bias is added in another order).
+
+    Open it around one search, as ``greedy_search`` and ``beam_search`` do. Weights must not
+    change inside it: a scope held across an optimizer step, an EMA swap or a checkpoint load
+    would keep computing with the old weights. Held across several searches, it would also pack
+    weights called once per search and keep every search's own weights (bf16 stacked Q/K/V)
+    alive until it closes. Scopes nest (the outermost owns the packed weights) and are per
+    thread.
     """
     _scopes.depth += 1
     try:
@@ -225,7 +235,7 @@ def _packed(
         rows = x.numel() // max(x.size(-1), 1)
         packed = _reorder_linear_weight(weight.detach().to(dtype), max(rows, 1))
         cast_bias = None if bias is None else bias.detach().to(dtype)
-        hit = _scopes.packed[key] = (weight, packed, cast_bias)
+        hit = _scopes.packed[key] = ((weight, bias), packed, cast_bias)
     return hit[1], hit[2], dtype
 
 
