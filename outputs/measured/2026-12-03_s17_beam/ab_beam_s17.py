@@ -27,7 +27,9 @@ bf16 = "bf16" in sys.argv[2:]
 strategy = "greedy" if "greedy" in sys.argv[2:] else "beam"
 repeats = int(next((a for a in sys.argv[2:] if a.isdigit()), 12))
 with initialize_config_dir(config_dir=os.path.abspath("conf"), version_base=None):
-    cfg = compose("bench", overrides=["~model@extra_models.base"])
+    # MODEL=rnn_luong (say) runs another model config than transformer_small.
+    model_override = [f"model={os.environ['MODEL']}"] if os.environ.get("MODEL") else []
+    cfg = compose("bench", overrides=["~model@extra_models.base", *model_override])
 batch = B.source_batch(cfg, 64)
 model = B.build_attnlab(cfg.model, cfg.vocab, torch.device("cpu"), cfg.seed).eval()
 reorder, best_extensions = L._reorder_linear_weight, D._best_extensions

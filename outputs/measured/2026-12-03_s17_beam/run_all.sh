@@ -17,3 +17,4 @@ attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.
 python $D/ab_beam_s17.py spare 16 > $D/ab_spare_fp32.log 2>&1
 python $D/ab_beam_s17.py packed greedy 20 > $D/ab_packed_greedy_fp32.log 2>&1  # at 9d412ea
 attnlab-bench model=transformer '~model@extra_models.base' sections=[train,flops] steps=4 warmup=1 output=$D/bench_base_train_32-true.json > $D/bench_base_train_32-true.log 2>&1  # at adb0932
+MODEL=rnn_luong python $D/ab_beam_s17.py packed 12 > $D/ab_packed_luong_fp32.log 2>&1  # at 88f3421
