@@ -10,13 +10,12 @@ summation order differs (relative differences ~1e-6).
 ``Linear`` is an ``nn.Linear`` (same parameters, same state dict) whose forward takes that
 path for fp32 CPU inputs (and, inside a :func:`packed_weights` scope without gradients, for
 bf16 ones too, with the weights packed once), and ``F.linear`` everywhere else: under autocast
-outside such a scope, torch.compile (which
-then emits its own addmm), jit tracing, functorch transforms (vmap, grad), forward-mode AD and
-dispatch modes (``FlopCounterMode``, fake tensors), none of which the op supports. In training
-the input gradient goes through oneDNN too; the weight gradient (whose inner dimension is the
-token count) stays with MKL, which was faster there (153 vs 90-157 GFLOP/s). Gradients of
-gradients are refused (``once_differentiable``), not silently wrong. ``torch.jit.script``
-cannot compile it.
+outside such a scope, torch.compile (which then emits its own addmm), jit tracing, functorch
+transforms (vmap, grad), forward-mode AD and dispatch modes (``FlopCounterMode``, fake
+tensors), none of which the op supports. In training the input gradient goes through oneDNN
+too; the weight gradient (whose inner dimension is the token count) stays with MKL, which was
+faster there (153 vs 90-157 GFLOP/s). Gradients of gradients are refused
+(``once_differentiable``), not silently wrong. ``torch.jit.script`` cannot compile it.
 """
 
 from __future__ import annotations
@@ -174,11 +173,11 @@ def packed_weights() -> Iterator[None]:
     """A scope, for inference, in which a linear layer's weight used a second time is kept
     in oneDNN's own blocked layout, so later calls skip re-laying it out.
 
-    A decoding step calls the same decoder weights once per generated token, and oneDNN (like
-    MKL) otherwise copies every weight into its blocked layout at every call: for the
-    output projection (8000 x 256) that is 8 MB per step. Packed once per search, beam search
-    (transformer_small, beam 4, batch 64) ran 1.036x as fast in fp32 and in bf16 alike
-    (medians of 20 and 12 interleaved repeats), with identical hypotheses. Weights called once
+    A decoding step calls the same decoder weights once per generated token, and oneDNN
+    otherwise re-lays out every plain weight at every call: for the output projection
+    (8000 x 256) that is 8 MB per step. Packed once per search, beam search (transformer_small,
+    beam 4, batch 64) ran 1.036x as fast in fp32 and in bf16 alike (medians of 20 and 12
+    interleaved repeats), greedy search 1.068x in fp32, with identical hypotheses. Weights called once
     (the encoder's, the cross-attention's K/V) stay unpacked: packing them would cost more
     than it saves.
 
