@@ -131,16 +131,24 @@ def _tracing_or_transformed() -> bool:
         return True
 
 
-def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def _op_applies(x: torch.Tensor) -> bool:
+    """The switch is on, ``x`` is a CPU batch of rows, and no mode the op lacks a rule for
+    (compiled graphs get inductor's own kernels) is active."""
     return (
         _enabled
         and x.device.type == "cpu"
-        and weight.dtype == torch.float32
         and x.dim() >= 2
+        and not torch.compiler.is_compiling()
+        and not _tracing_or_transformed()
+    )
+
+
+def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        weight.dtype == torch.float32
         # fp32 in, and no autocast making it bf16 (that F.linear does, through oneDNN already)
         and matmul_dtype(x.device, x.dtype) == torch.float32
-        and not torch.compiler.is_compiling()  # compiled graphs get inductor's own kernels
-        and not _tracing_or_transformed()
+        and _op_applies(x)
     )
 
 
@@ -208,12 +216,10 @@ def _packed(
     """The packed weight, bias and dtype for this call inside a :func:`packed_weights` scope;
     ``None`` if it takes another path (or is the weight's first call)."""
     if (
-        not _enabled
-        or _reorder_linear_weight is None
+        _reorder_linear_weight is None
         or torch.is_grad_enabled()
-        or x.device.type != "cpu"
         or weight.device.type != "cpu"
-        or x.dim() < 2
+        or not _op_applies(x)
     ):
         return None
     dtype = matmul_dtype(x.device, x.dtype)
@@ -222,8 +228,6 @@ def _packed(
     autocast = dtype != x.dtype or matmul_dtype(x.device, weight.dtype) != weight.dtype
     if not autocast and (weight.dtype != dtype or (bias is not None and bias.dtype != dtype)):
         return None  # a dtype mismatch: let F.linear say so
-    if torch.compiler.is_compiling() or _tracing_or_transformed():
-        return None
     key = (id(weight), None if bias is None else id(bias), dtype)
     hit = _scopes.packed.get(key)
     if hit is None:
@@ -245,7 +249,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         packed = _packed(x, weight, bias)
         if packed is not None:
             weight_packed, bias_cast, dtype = packed
-            return _linear_pointwise(x.to(dtype), weight_packed, bias_cast, "none", [], "")
+            return linear_onednn(x.to(dtype), weight_packed, bias_cast)
     if not _takes_onednn(x, weight):
         return F.linear(x, weight, bias)
     if torch.is_grad_enabled() and (
