@@ -19,8 +19,18 @@ from attnlab.decoding import (
     generate,
     greedy_search,
 )
+from attnlab.native import use_native_kernels
 
 PAD, BOS, EOS = 0, 1, 2
+
+
+@pytest.fixture(autouse=True, params=["native", "pytorch"])
+def _kernels(request):
+    """Every property here holds on both paths: with the native decoding kernels (where they
+    apply: fp32 and bf16 logits) and with PyTorch's ops alone."""
+    use_native_kernels(request.param == "native")
+    yield
+    use_native_kernels(True)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1025,6 +1025,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from attnlab.config import register_resolvers
     from attnlab.models.linear import use_onednn
+    from attnlab.native import use_native_kernels
     from attnlab.runs import resolved_container
     from attnlab.runtime import keep_freed_memory
 
@@ -1035,6 +1036,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.keep_freed_memory:
         keep_freed_memory()
     use_onednn(cfg.onednn_linear)
+    use_native_kernels(cfg.native_kernels)
     bench = Bench(cfg, torch.device(cfg.device))
     started_at = time.time()
     for name in SECTIONS:

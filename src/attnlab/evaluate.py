@@ -36,9 +36,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from attnlab.checkpoints import load_checkpoint, restore_model
     from attnlab.config import build, check_decode, check_decode_fits_model
     from attnlab.models.linear import use_onednn
+    from attnlab.native import use_native_kernels
     from attnlab.runs import git_dirty, git_sha, write_metrics
 
     use_onednn(cfg.get("onednn_linear", True))
+    use_native_kernels(cfg.get("native_kernels", True))
     started = time.time()
     restored = restore_model(load_checkpoint(cfg.ckpt_path))
     model, tokenizer, train_cfg = restored.model, restored.tokenizer, restored.config

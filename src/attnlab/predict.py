@@ -27,8 +27,10 @@ def predict(cfg: DictConfig, stdin: TextIO | None = None, stdout: TextIO | None 
     """Run the command; returns the number of inputs answered."""
     from attnlab.inference import Predictor
     from attnlab.models.linear import use_onednn
+    from attnlab.native import use_native_kernels
 
     use_onednn(cfg.get("onednn_linear", True))
+    use_native_kernels(cfg.get("native_kernels", True))
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     decode: dict[str, Any] = {}
     if cfg.get("decode") is not None:

@@ -189,6 +189,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from attnlab.checkpoints import atomic_checkpoint_io
     from attnlab.flops import weights_per_token
     from attnlab.models.linear import use_onednn
+    from attnlab.native import use_native_kernels
     from attnlab.runs import (
         git_dirty,
         git_sha,
@@ -202,6 +203,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("keep_freed_memory", True):
         keep_freed_memory()
     use_onednn(cfg.get("onednn_linear", True))
+    use_native_kernels(cfg.get("native_kernels", True))
     placement = place_in_parallel_sweep(cfg)
 
     started = time.time()

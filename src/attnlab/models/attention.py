@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnlab import native
 from attnlab.models.kv_cache import KVCache, SelfAttentionCache
 from attnlab.models.linear import Linear, linear, matmul_dtype
 
@@ -199,10 +200,13 @@ class MultiHeadAttention(nn.Module):
             # 2.47 ms for 256 rows x 4 heads over 31 keys, 2 threads, fp32; in bf16 SDPA took
             # 2.75 ms). In bf16 the softmax is fp32, as in bf16 training. Every row has at least
             # one key to attend to (a source is never empty).
-            scores = (q @ k.transpose(-2, -1)).float().mul_(1.0 / math.sqrt(self.d_k))
-            if attn_mask is not None:
-                scores = scores.masked_fill_(~attn_mask, float("-inf"))
-            out = scores.softmax(dim=-1).to(v.dtype) @ v
+            # The native kernel does it all in one pass (fp32 softmax as well).
+            out = native.attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask)
+            if out is None:
+                scores = (q @ k.transpose(-2, -1)).float().mul_(1.0 / math.sqrt(self.d_k))
+                if attn_mask is not None:
+                    scores = scores.masked_fill_(~attn_mask, float("-inf"))
+                out = scores.softmax(dim=-1).to(v.dtype) @ v
         elif q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled():
             # bf16 training on a CPU: SDPA's CPU flash kernel has a slow bf16 backward (180 of
             # a 725 ms transformer_small step); the spelled-out maths, with the softmax in fp32

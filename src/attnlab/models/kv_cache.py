@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from attnlab import native
+
 
 def whole_sentences(index: torch.Tensor, beams: int) -> torch.Tensor | None:
     """The sentences of decoder rows ``index`` (``beams`` rows per sentence) when it takes them
@@ -245,10 +247,15 @@ class BeamKVCache:
         """``softmax(q k^T / sqrt(d_k)) v`` of each row's query ``[rows, h, 1, d_k]`` over its own
         past (every step it descends from), the softmax in fp32: ``[rows, h, 1, d_v]``."""
         k, length = self.beams, self.length
-        key, value = self._buffers.key[:, :, :length], self._buffers.value[:, :, :length]
         rows, h, t, d_k = query.shape
         if t != 1:
             raise ValueError(f"a beam cache takes one query per row, got {t}")
+        out = native.beam_self_attention(
+            query, self._buffers.key, self._buffers.value, self.ancestry
+        )
+        if out is not None:
+            return out
+        key, value = self._buffers.key[:, :, :length], self._buffers.value[:, :, :length]
         n = rows // k
         grouped = query.to(key.dtype).reshape(n, k, h, d_k).transpose(1, 2)  # [n, h, K, d_k]
         keys = key.reshape(n, h, length * k, d_k)

@@ -1,0 +1,275 @@
+"""Native CPU kernels for beam search (``kernels.c``): built with the system's C compiler on
+first use, cached, and called through ctypes.
+
+A beam search step on a CPU streams more memory than the L3 cache holds (the weights, the
+caches, ``beams x V`` logits), so the number of passes over memory, not FLOPs, sets much of its
+time. Two steps that ATen runs as many passes are fused here:
+
+- :func:`log_softmax_topk`: a row's log-softmax and its k best tokens (ties to the lowest
+  index), without writing the ``[rows, V]`` log-probs;
+- :func:`beam_self_attention`: decoder self-attention over a :class:`BeamKVCache`, reading
+  only each row's ancestors' keys and values;
+- :func:`attention`: a decoding step's cross-attention (a few queries per row and head), scores,
+  mask, softmax and weighted sum in one pass.
+
+Each returns ``None`` where it does not apply (off, no compiler, not a CPU tensor, another
+dtype, gradients needed); callers then take the PyTorch path, which gives the same results up
+to float rounding. The build is keyed by the source, the compiler and the CPU's flags
+(``-march=native``), so machines sharing a home directory never load each other's builds.
+``ATTNLAB_NATIVE_CACHE`` moves the cache (default ``~/.cache/attnlab/native``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("kernels.c")
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+_DTYPES = (torch.float32, torch.bfloat16)
+
+_enabled = True
+_library: ctypes.CDLL | None = None
+_tried = False
+_lock = threading.Lock()
+
+
+def use_native_kernels(enabled: bool) -> None:
+    """Switch the native kernels on (the default) or off (the PyTorch path everywhere)."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "attnlab" / "native"
+    return Path(os.environ.get("ATTNLAB_NATIVE_CACHE", default))
+
+
+def build(compiler: str | None = None) -> Path:
+    """Compile ``kernels.c`` into the cache (once per source, compiler and CPU) and return the
+    shared library's path. Raises ``RuntimeError`` with the compiler's output if that fails."""
+    compiler = compiler or os.environ.get("CC", "cc")
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C compiler {compiler!r} on PATH (set CC)")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(
+        "\n".join(
+            [
+                SOURCE.read_text(),
+                compiler,
+                version,
+                " ".join(FLAGS),
+                platform.machine(),
+                _cpu_flags(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"kernels-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed: concurrent processes never load half a file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run(
+            [compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed on {SOURCE}:\n{done.stderr.strip()}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    global _library, _tried
+    with _lock:
+        if not _tried:
+            _tried = True
+            try:
+                library = ctypes.CDLL(str(build()))
+            except (RuntimeError, OSError) as err:
+                log.warning("native decoding kernels unavailable, using PyTorch's: %s", err)
+                return None
+            p, i64, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+            library.log_softmax_topk.argtypes = [p, c_int] + [i64] * 6 + [p, p, p, c_int]
+            library.log_softmax_topk.restype = None
+            library.beam_self_attention.argtypes = (
+                [p] * 5 + [c_int] + [i64] * 7 + [ctypes.c_float, c_int]
+            )
+            library.beam_self_attention.restype = None
+            library.attention.argtypes = [p] * 5 + [c_int] + [i64] * 6 + [ctypes.c_float, c_int]
+            library.attention.restype = None
+            _library = library
+    return _library
+
+
+def available() -> bool:
+    """Whether the kernels are switched on and built (building them now if need be)."""
+    return _enabled and _load() is not None
+
+
+def _applies(*tensors: torch.Tensor) -> bool:
+    dtype = tensors[0].dtype
+    return (
+        _enabled
+        and dtype in _DTYPES
+        and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+        and _load() is not None
+    )
+
+
+def log_softmax_topk(
+    logits: torch.Tensor,
+    k: int,
+    *,
+    eos: int,
+    ban_eos: bool = False,
+    force_eos: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The fp32 log-softmax values ``[rows, k]`` of each row's k best tokens of ``logits
+    [rows, V]``, best first, ties to the lowest index, and their tokens; as
+    ``_topk_lowest_index_first(_next_log_probs(logits, ...), k)``: ``ban_eos`` makes ``eos``
+    -inf (before ``min_len``) and ``force_eos [rows]`` (bool) makes every token but ``eos`` -inf
+    in its rows. ``None`` where the kernel does not apply."""
+    if logits.dim() != 2 or not 1 <= k <= min(64, logits.size(1)) or logits.stride(1) != 1:
+        return None
+    if not _applies(logits):
+        return None
+    rows, vocab = logits.shape
+    value = torch.empty(rows, k, dtype=torch.float32)
+    index = torch.empty(rows, k, dtype=torch.long)
+    force = None
+    if force_eos is not None:
+        force = force_eos.to(device="cpu", dtype=torch.uint8).contiguous()
+    _library.log_softmax_topk(
+        logits.data_ptr(),
+        int(logits.dtype == torch.bfloat16),
+        rows,
+        vocab,
+        logits.stride(0),
+        k,
+        eos,
+        eos if ban_eos else -1,
+        None if force is None else force.data_ptr(),
+        value.data_ptr(),
+        index.data_ptr(),
+        torch.get_num_threads(),
+    )
+    return value, index
+
+
+def beam_self_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    ancestry: torch.Tensor,
+) -> torch.Tensor | None:
+    """``softmax(q k^T / sqrt(d_k)) v`` of each row's ``query [rows, h, 1, d_k]`` over its past
+    in beam buffers ``key [n, h, capacity, K, d_k]`` / ``value [n, h, capacity, K, d_v]``: step
+    ``j`` of row ``r`` is slot ``ancestry[r, j]`` (``[rows, length]``). Returns
+    ``[rows, h, 1, d_v]`` in the buffers' dtype, or ``None`` where the kernel does not apply."""
+    n, h, capacity, beams, d_k = key.shape
+    rows, length = ancestry.shape
+    if (
+        query.shape != (rows, h, 1, d_k)
+        or rows != n * beams
+        or length > capacity
+        or value.shape[:4] != key.shape[:4]
+        or not (key.is_contiguous() and value.is_contiguous())
+        or ancestry.dtype != torch.long
+        or not _applies(key, value)
+    ):
+        return None
+    query = query.to(key.dtype).contiguous()
+    ancestry = ancestry.contiguous()
+    d_v = value.size(-1)
+    out = key.new_empty(rows, h, 1, d_v)
+    _library.beam_self_attention(
+        query.data_ptr(),
+        key.data_ptr(),
+        value.data_ptr(),
+        ancestry.data_ptr(),
+        out.data_ptr(),
+        int(key.dtype == torch.bfloat16),
+        n,
+        beams,
+        h,
+        d_k,
+        d_v,
+        capacity,
+        length,
+        1.0 / math.sqrt(d_k),
+        torch.get_num_threads(),
+    )
+    return out
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """``softmax(q k^T / sqrt(d_k)) v`` for ``query [B, h, T, d_k]`` against ``key [B, h, S,
+    d_k]`` and ``value [B, h, S, d_v]``, keys where ``allowed`` (bool, broadcastable to
+    ``[B, 1, 1, S]``) is False masked out. ``[B, h, T, d_v]`` in the inputs' dtype, or ``None``
+    where the kernel does not apply."""
+    b, h, t, d_k = query.shape
+    s = key.size(2)
+    if (
+        key.shape != (b, h, s, d_k)
+        or value.shape[:3] != (b, h, s)
+        or (allowed is not None and (allowed.dtype != torch.bool or allowed.dim() != 4))
+        or (allowed is not None and allowed.shape[1:3] != (1, 1))
+        or not _applies(query, key, value)
+    ):
+        return None
+    mask = None
+    if allowed is not None:
+        mask = allowed.expand(b, 1, 1, s).reshape(b, s).to(torch.uint8).contiguous()
+    query, key, value = query.contiguous(), key.contiguous(), value.contiguous()
+    d_v = value.size(-1)
+    out = query.new_empty(b, h, t, d_v)
+    _library.attention(
+        query.data_ptr(),
+        key.data_ptr(),
+        value.data_ptr(),
+        None if mask is None else mask.data_ptr(),
+        out.data_ptr(),
+        int(query.dtype == torch.bfloat16),
+        b,
+        h,
+        t,
+        s,
+        d_k,
+        d_v,
+        1.0 / math.sqrt(d_k),
+        torch.get_num_threads(),
+    )
+    return out

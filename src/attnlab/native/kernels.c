@@ -1,0 +1,250 @@
+/* CPU kernels for beam search, called through ctypes (attnlab/native/__init__.py builds and
+ * loads this file). Each fuses what ATen runs as several passes over memory: on a 2-core CPU a
+ * beam search step streams more than the L3 cache holds, so passes, not FLOPs, set its time.
+ *
+ * Tensors arrive as raw pointers to contiguous data; the Python side checks shapes, dtypes and
+ * layouts. Arithmetic is fp32 whatever the storage (fp32 or bf16). Threads: OpenMP, the same
+ * libgomp that torch loaded (same soname), never more than `threads`.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline float bf16_to_float(uint16_t v) {
+  union { uint32_t u; float f; } c;
+  c.u = (uint32_t)v << 16;
+  return c.f;
+}
+
+static inline uint16_t float_to_bf16(float f) {  /* round to nearest even, as torch does */
+  union { uint32_t u; float f; } c;
+  c.f = f;
+  if (f != f) return (uint16_t)((c.u >> 16) | 0x40);  /* quiet NaN */
+  return (uint16_t)((c.u + 0x7FFFu + ((c.u >> 16) & 1u)) >> 16);
+}
+
+/* Loads n values (fp32, or bf16 when `bf16`) as fp32 into dst; returns dst, or src itself for
+ * fp32 (no copy). */
+static inline const float *as_float(const void *src, int bf16, int64_t n, float *dst) {
+  if (!bf16) return (const float *)src;
+  const uint16_t *s = (const uint16_t *)src;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(s[i]);
+  return dst;
+}
+
+/* exp(x) for x <= 0 (Cephes' expf: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial in r,
+ * within 2 ulp), in a form the loops below vectorise; 0 below -87. Rounding by adding and
+ * subtracting 1.5 * 2^23: roundf does not vectorise. */
+#pragma omp declare simd notinbranch
+static inline float exp_nonpositive(float x) {
+  float below = x < -87.f ? 0.f : 1.f;
+  x = x < -87.f ? -87.f : x;
+  float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  union { uint32_t u; float f; } scale;
+  scale.u = (uint32_t)((int32_t)n + 127) << 23;
+  return p * scale.f * below;
+}
+
+/* q . k over d elements, k stored as fp32 or bf16. */
+static inline float dot(const float *q, const char *k, int bf16, int64_t d) {
+  float sum = 0.f;
+  if (bf16) {
+    const uint16_t *kb = (const uint16_t *)k;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t x = 0; x < d; ++x) sum += q[x] * bf16_to_float(kb[x]);
+  } else {
+    const float *kf = (const float *)k;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t x = 0; x < d; ++x) sum += q[x] * kf[x];
+  }
+  return sum;
+}
+
+/* acc += w * v over d elements, v stored as fp32 or bf16. */
+static inline void add_scaled(float *acc, float w, const char *v, int bf16, int64_t d) {
+  if (bf16) {
+    const uint16_t *vb = (const uint16_t *)v;
+#pragma omp simd
+    for (int64_t x = 0; x < d; ++x) acc[x] += w * bf16_to_float(vb[x]);
+  } else {
+    const float *vf = (const float *)v;
+#pragma omp simd
+    for (int64_t x = 0; x < d; ++x) acc[x] += w * vf[x];
+  }
+}
+
+/* scores[j] = exp(scores[j] - max) over n scores; returns their sum. */
+static inline float exp_shifted(float *scores, int64_t n, float max) {
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    scores[j] = exp_nonpositive(scores[j] - max);
+    sum += scores[j];
+  }
+  return sum;
+}
+
+/* out = acc * scale over d elements, stored as fp32 or bf16. */
+static inline void store_scaled(char *out, const float *acc, float scale, int bf16, int64_t d) {
+  if (bf16) {
+    for (int64_t x = 0; x < d; ++x) ((uint16_t *)out)[x] = float_to_bf16(acc[x] * scale);
+  } else {
+    for (int64_t x = 0; x < d; ++x) ((float *)out)[x] = acc[x] * scale;
+  }
+}
+
+/* ------------------------------------------------------------------ log_softmax + top-k */
+
+/* For each row of `logits` [rows, V] (row stride `ld` elements): the log-softmax values of its
+ * k best tokens, best first, ties to the lowest index (as decoding._topk_lowest_index_first),
+ * in out_value / out_index [rows, k]. The log-softmax runs over the raw row; then token
+ * `banned` (if >= 0) counts as -inf, and in a row with force[row] != 0 every token but `eos`
+ * does (max-length rows: eos keeps its value even if banned), as decoding._next_log_probs.
+ * One read of the row for its max, one for its sum of exps and one for the top-k, which skips
+ * blocks of 16 whose max cannot enter it. k <= 64. */
+void log_softmax_topk(const void *logits, int bf16, int64_t rows, int64_t vocab, int64_t ld,
+                      int64_t k, int64_t eos, int64_t banned, const uint8_t *force,
+                      float *out_value, int64_t *out_index, int threads) {
+#pragma omp parallel num_threads(threads)
+  {
+    float *scratch = bf16 ? (float *)malloc(sizeof(float) * vocab) : NULL;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const char *row = (const char *)logits + r * ld * (bf16 ? 2 : 4);
+      const float *x = as_float(row, bf16, vocab, scratch);
+      float max = -INFINITY;
+#pragma omp simd reduction(max : max)
+      for (int64_t j = 0; j < vocab; ++j) max = x[j] > max ? x[j] : max;
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < vocab; ++j) sum += exp_nonpositive(x[j] - max);
+      float log_sum = logf(sum);
+
+      float top_value[64];
+      int64_t top_index[64];
+      int64_t filled = 0;
+      int forced = force != NULL && force[r];
+      for (int64_t start = 0; start < vocab; start += 16) {
+        int64_t end = start + 16 < vocab ? start + 16 : vocab;
+        if (filled == k && !forced) {  /* nothing in this block can enter: skip it */
+          float block_max = -INFINITY;
+#pragma omp simd reduction(max : block_max)
+          for (int64_t j = start; j < end; ++j) block_max = x[j] > block_max ? x[j] : block_max;
+          if (!(block_max > top_value[k - 1])) continue;
+        }
+        for (int64_t j = start; j < end; ++j) {
+          float v = x[j];
+          if (forced ? j != eos : j == banned) v = -INFINITY;
+          if (filled == k && !(v > top_value[k - 1])) continue;  /* ties: the earlier stays */
+          int64_t p = filled < k ? filled++ : k - 1;
+          while (p > 0 && v > top_value[p - 1]) {
+            top_value[p] = top_value[p - 1];
+            top_index[p] = top_index[p - 1];
+            --p;
+          }
+          top_value[p] = v;
+          top_index[p] = j;
+        }
+      }
+      for (int64_t i = 0; i < k; ++i) {
+        out_value[r * k + i] = (top_value[i] - max) - log_sum;
+        out_index[r * k + i] = top_index[i];
+      }
+    }
+    free(scratch);
+  }
+}
+
+/* ------------------------------------------------- beam search decoder self-attention */
+
+/* softmax(q k^T * scale) v of each decoder row over its own past, with beams sharing their
+ * sentence's steps (models/kv_cache.BeamKVCache): row r = sentence s, slot b (r = s * beams +
+ * b); its step j is slot ancestry[r, j] of step j in the buffers. Reads only those keys and
+ * values, where the batched-matmul form reads every slot's.
+ *   query [rows, heads, d_k], key [n, heads, capacity, beams, d_k],
+ *   value [n, heads, capacity, beams, d_v], ancestry [rows, length] -> out [rows, heads, d_v]
+ * in the buffers' dtype (fp32 or bf16; fp32 arithmetic, softmax included). */
+void beam_self_attention(const void *query, const void *key, const void *value,
+                         const int64_t *ancestry, void *out, int bf16, int64_t sentences,
+                         int64_t beams, int64_t heads, int64_t d_k, int64_t d_v,
+                         int64_t capacity, int64_t length, float scale, int threads) {
+  const int64_t elem = bf16 ? 2 : 4;
+#pragma omp parallel num_threads(threads)
+  {
+    float *scores = (float *)malloc(sizeof(float) * (length + d_k + d_v));
+    float *q = scores + length, *acc = q + d_k;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < sentences * heads; ++task) {
+      int64_t s = task / heads, h = task % heads;
+      const char *keys = (const char *)key + task * capacity * beams * d_k * elem;
+      const char *values = (const char *)value + task * capacity * beams * d_v * elem;
+      for (int64_t b = 0; b < beams; ++b) {
+        int64_t r = s * beams + b;
+        const int64_t *past = ancestry + r * length;
+        const float *qr = as_float((const char *)query + (r * heads + h) * d_k * elem, bf16, d_k, q);
+        float max = -INFINITY;
+        for (int64_t j = 0; j < length; ++j) {
+          scores[j] = dot(qr, keys + (j * beams + past[j]) * d_k * elem, bf16, d_k) * scale;
+          max = scores[j] > max ? scores[j] : max;
+        }
+        float sum = exp_shifted(scores, length, max);
+        memset(acc, 0, sizeof(float) * d_v);
+        for (int64_t j = 0; j < length; ++j)
+          add_scaled(acc, scores[j], values + (j * beams + past[j]) * d_v * elem, bf16, d_v);
+        store_scaled((char *)out + (r * heads + h) * d_v * elem, acc, 1.f / sum, bf16, d_v);
+      }
+    }
+    free(scores);
+  }
+}
+
+/* ------------------------------------------------------- a decoding step's cross-attention */
+
+/* softmax(q k^T * scale) v for a few queries per (batch row, head) against that row's keys,
+ * keys where allowed[row, j] == 0 masked out (allowed may be NULL: all allowed):
+ *   query [batch, heads, queries, d_k], key [batch, heads, S, d_k], value [batch, heads, S, d_v]
+ *   -> out [batch, heads, queries, d_v], in fp32 or bf16 storage, fp32 arithmetic. A row with
+ * every key masked gets NaN, as the softmax of all -inf does. */
+void attention(const void *query, const void *key, const void *value, const uint8_t *allowed,
+               void *out, int bf16, int64_t batch, int64_t heads, int64_t queries,
+               int64_t keys_len, int64_t d_k, int64_t d_v, float scale, int threads) {
+  const int64_t elem = bf16 ? 2 : 4;
+#pragma omp parallel num_threads(threads)
+  {
+    float *scores = (float *)malloc(sizeof(float) * (keys_len + d_k + d_v));
+    float *q = scores + keys_len, *acc = q + d_k;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < batch * heads; ++task) {
+      const char *keys = (const char *)key + task * keys_len * d_k * elem;
+      const char *values = (const char *)value + task * keys_len * d_v * elem;
+      const uint8_t *mask = allowed == NULL ? NULL : allowed + (task / heads) * keys_len;
+      for (int64_t i = 0; i < queries; ++i) {
+        int64_t row = task * queries + i;
+        const float *qi = as_float((const char *)query + row * d_k * elem, bf16, d_k, q);
+        float max = -INFINITY;
+        for (int64_t j = 0; j < keys_len; ++j) {
+          int masked = mask != NULL && !mask[j];
+          scores[j] = masked ? -INFINITY : dot(qi, keys + j * d_k * elem, bf16, d_k) * scale;
+          max = scores[j] > max ? scores[j] : max;
+        }
+        float sum = exp_shifted(scores, keys_len, max);
+        memset(acc, 0, sizeof(float) * d_v);
+        for (int64_t j = 0; j < keys_len; ++j)
+          if (scores[j] != 0.f)  /* masked keys (and underflow): skip their values */
+            add_scaled(acc, scores[j], values + j * d_v * elem, bf16, d_v);
+        store_scaled((char *)out + row * d_v * elem, acc, 1.f / sum, bf16, d_v);
+      }
+    }
+    free(scores);
+  }
+}

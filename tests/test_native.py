@@ -1,0 +1,203 @@
+"""The native decoding kernels (attnlab/native) compute what the PyTorch path computes, and a
+missing compiler only costs speed."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attnlab import native
+from attnlab.decoding import (
+    _next_log_probs,
+    _topk_lowest_index_first,
+    beam_search,
+    greedy_search,
+)
+from attnlab.models.kv_cache import GrowingKVCache
+from tests.test_transformer import tiny
+
+pytestmark = pytest.mark.skipif(
+    not native.available(), reason="no C compiler: the native kernels could not be built"
+)
+DTYPES = [torch.float32, torch.bfloat16]
+
+
+def reference_topk(logits, k, *, eos, ban_eos=False, force_eos=None):
+    step, min_len = (0, 1) if ban_eos else (1, 0)
+    lprobs = _next_log_probs(logits, step, eos_id=eos, min_len=min_len, force_eos=force_eos)
+    return _topk_lowest_index_first(lprobs, k)
+
+
+def logits_with_ties(rows: int, vocab: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, vocab, generator=gen) * 3
+    x[:, 5::7] = x[:, 5:6]  # exact ties, some of them among the best
+    x[0, :] = 1.25  # a row of one value: ties everywhere
+    x[1, 3] = float("-inf")
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("vocab", [37, 8003])
+@pytest.mark.parametrize("k", [1, 5, 8])
+def test_log_softmax_topk_ranks_as_the_pytorch_path(dtype, vocab, k) -> None:
+    x = logits_with_ties(12, vocab, dtype, seed=vocab + k)
+    force = torch.zeros(12, dtype=torch.bool)
+    force[[2, 7]] = True
+    for kw in ({}, {"ban_eos": True}, {"force_eos": force}, {"ban_eos": True, "force_eos": force}):
+        value, index = native.log_softmax_topk(x, k, eos=4, **kw)
+        ref_value, ref_index = reference_topk(x, k, eos=4, **kw)
+        assert torch.equal(index, ref_index), kw
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, ref_value, rtol=0, atol=2e-5)
+
+
+def test_log_softmax_topk_takes_strided_rows_and_answers_none_where_it_cannot() -> None:
+    wide = torch.randn(6, 100)
+    value, index = native.log_softmax_topk(wide[:, :90], 3, eos=0)
+    ref_value, ref_index = reference_topk(wide[:, :90].contiguous(), 3, eos=0)
+    assert torch.equal(index, ref_index)
+    torch.testing.assert_close(value, ref_value, rtol=0, atol=2e-5)
+    assert native.log_softmax_topk(wide.double(), 3, eos=0) is None  # fp64: PyTorch's path
+    assert native.log_softmax_topk(wide[:, ::2], 3, eos=0) is None  # strided tokens
+    assert native.log_softmax_topk(wide, 65, eos=0) is None  # k beyond the kernel's 64
+    native.use_native_kernels(False)
+    try:
+        assert native.log_softmax_topk(wide, 3, eos=0) is None
+    finally:
+        native.use_native_kernels(True)
+
+
+def beam_cache(dtype, sentences, beams, heads, d_k, d_v, steps, seed):
+    """A BeamKVCache after ``steps`` steps with random beam parents."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen).to(dtype)
+
+    cache = GrowingKVCache.empty(rand(1), sentences, heads, d_k, d_v, capacity=4)
+    cache = cache.append(rand(sentences, 1, heads, d_k), rand(sentences, 1, heads, d_v))
+    cache = cache.expand_beams(beams)
+    for _ in range(steps - 1):
+        rows = sentences * beams
+        cache = cache.append(rand(rows, 1, heads, d_k), rand(rows, 1, heads, d_v))
+        parents = torch.randint(0, beams, (sentences, beams), generator=gen)
+        cache = cache.index_select((torch.arange(sentences)[:, None] * beams + parents).view(-1))
+    return cache, rand(sentences * beams, heads, 1, d_k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("steps", [1, 6, 13])
+def test_beam_self_attention_matches_attending_to_each_rows_past(dtype, steps) -> None:
+    cache, query = beam_cache(dtype, 3, 4, 2, 8, 5, steps, seed=steps)
+    out = native.beam_self_attention(
+        query, cache._buffers.key, cache._buffers.value, cache.ancestry
+    )
+    assert out is not None and out.dtype == dtype and out.shape == (12, 2, 1, 5)
+    # Each row's own past, gathered, through plain attention in fp64.
+    keys, values = cache.key.double(), cache.value.double()
+    scores = query.double() @ keys.transpose(-2, -1) / math.sqrt(8)
+    expected = scores.softmax(-1) @ values
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(out.double(), expected, rtol=tolerance, atol=tolerance)
+    native.use_native_kernels(False)
+    try:  # and the PyTorch path of BeamKVCache.attend agrees
+        torch.testing.assert_close(
+            cache.attend(query).double(), expected, rtol=tolerance * 4, atol=tolerance * 4
+        )
+    finally:
+        native.use_native_kernels(True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_matches_masked_softmax_attention(dtype, masked) -> None:
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(5, 3, 4, 8), (5, 3, 9, 8), (5, 3, 9, 6)]  # 4 queries, 9 keys, d_k 8, d_v 6
+    q, k, v = (torch.randn(*shape, generator=gen).to(dtype) for shape in shapes)
+    allowed = None
+    if masked:
+        lengths = torch.tensor([9, 1, 4, 7, 2])
+        allowed = (torch.arange(9)[None, :] < lengths[:, None])[:, None, None, :]
+    out = native.attention(q, k, v, allowed)
+    assert out is not None and out.dtype == dtype and out.shape == (5, 3, 4, 6)
+    expected = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=allowed)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(out.double(), expected, rtol=tolerance, atol=tolerance)
+
+
+def test_kernels_stay_out_of_autograd() -> None:
+    q = torch.randn(2, 1, 3, 4, requires_grad=True)
+    k, v = torch.randn(2, 1, 5, 4), torch.randn(2, 1, 5, 4)
+    assert native.attention(q, k, v) is None
+    with torch.no_grad():
+        assert native.attention(q, k, v) is not None
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_searches_find_the_same_hypotheses_with_and_without_the_kernels(bf16) -> None:
+    model = tiny()
+    gen = torch.Generator().manual_seed(5)
+    src = torch.randint(4, 40, (6, 9), generator=gen)
+    pad = torch.arange(9)[None, :] >= torch.tensor([9, 3, 7, 9, 5, 1])[:, None]
+    kw = dict(bos_id=2, eos_id=3, max_len_a=1.0, max_len_b=4)
+    runs = {}
+    for enabled in (True, False):
+        native.use_native_kernels(enabled)
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                beams = beam_search(model, src, pad, beam_size=4, nbest=4, **kw)
+                greedy = greedy_search(model, src, pad, **kw)
+        finally:
+            native.use_native_kernels(True)
+        runs[enabled] = (beams, greedy)
+    (beams, greedy), (ref_beams, ref_greedy) = runs[True], runs[False]
+    if bf16:  # bf16 roundings differ (the kernels keep fp32 weights): check shape only
+        assert [len(b) for b in beams] == [len(b) for b in ref_beams]
+        return
+    assert [[h.tokens for h in b] for b in beams] == [[h.tokens for h in b] for b in ref_beams]
+    assert [g.tokens for g in greedy] == [g.tokens for g in ref_greedy]
+    for b, ref in zip(beams, ref_beams, strict=True):
+        for h, r in zip(b, ref, strict=True):
+            assert h.log_prob == pytest.approx(r.log_prob, abs=1e-4)
+
+
+def test_build_failures_name_the_compiler(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ATTNLAB_NATIVE_CACHE", str(tmp_path))
+    with pytest.raises(RuntimeError, match="no-such-cc"):
+        native.build("no-such-cc")
+    broken = tmp_path / "broken-cc"
+    broken.write_text("#!/bin/sh\necho 'cc: error: out of luck' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(RuntimeError, match="out of luck"):
+        native.build(str(broken))
+    assert not list(tmp_path.glob("*.so"))  # nothing half-built left behind
+
+
+def test_a_failed_build_falls_back_to_pytorch_with_a_warning(monkeypatch, caplog) -> None:
+    def fail(compiler=None):
+        raise RuntimeError("no C compiler 'cc' on PATH (set CC)")
+
+    monkeypatch.setattr(native, "build", fail)
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setattr(native, "_tried", False)
+    with caplog.at_level(logging.WARNING, logger="attnlab.native"):
+        assert not native.available()
+    assert "no C compiler" in caplog.text
+    model = tiny()
+    src = torch.randint(4, 40, (2, 5))
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    hyps = beam_search(model, src, pad, bos_id=2, eos_id=3, beam_size=3, max_len_b=3)
+    assert len(hyps) == 2 and all(len(h) == 1 for h in hyps)
+
+
+def test_the_build_is_cached_per_source_and_machine(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ATTNLAB_NATIVE_CACHE", str(tmp_path))
+    first = native.build()
+    assert first.parent == tmp_path and first.exists()
+    stamp = first.stat().st_mtime_ns
+    assert native.build() == first and first.stat().st_mtime_ns == stamp  # not rebuilt
