@@ -133,13 +133,62 @@ def test_attention_matches_masked_softmax_attention(dtype, masked) -> None:
 def test_kernels_stay_out_of_autograd() -> None:
     q = torch.randn(2, 1, 3, 4, requires_grad=True)
     k, v = torch.randn(2, 1, 5, 4), torch.randn(2, 1, 5, 4)
+    logits = torch.randn(3, 20, requires_grad=True)
+    cache, query = beam_cache(torch.float32, 2, 2, 1, 4, 4, 3, seed=0)
+    query.requires_grad_(True)
+    buffers = (cache._buffers.key, cache._buffers.value, cache.ancestry)
     assert native.attention(q, k, v) is None
+    assert native.log_softmax_topk(logits, 2, eos=0) is None
+    assert native.beam_self_attention(query, *buffers) is None
+    assert cache.attend(query).requires_grad  # the PyTorch path, with its graph
     with torch.no_grad():
         assert native.attention(q, k, v) is not None
+        assert native.log_softmax_topk(logits, 2, eos=0) is not None
+        assert native.beam_self_attention(query, *buffers) is not None
+
+
+def test_log_probs_that_round_to_a_tie_go_to_the_lowest_index() -> None:
+    """Different logits can round to one log-prob; ranked by log-prob, that is a tie."""
+    x = torch.zeros(2, 8000)
+    x[0, 7] = 2.0**-22  # its log-prob rounds to everyone else's
+    x[1, [50, 100, 200]] = torch.tensor([1.0, 1.0 - 2.0**-23, 1.0 - 2.0**-22])
+    value, index = native.log_softmax_topk(x, 3, eos=1)
+    ref_value, ref_index = reference_topk(x, 3, eos=1)
+    assert torch.equal(index, ref_index)
+    assert index[0, 0] == 0 and index[1].tolist() == [50, 100, 200]
+    torch.testing.assert_close(value, ref_value, rtol=0, atol=2e-5)
+
+
+def test_bad_force_flags_are_refused() -> None:
+    with pytest.raises(ValueError, match="one flag per row"):
+        native.log_softmax_topk(
+            torch.randn(8, 20), 2, eos=0, force_eos=torch.ones(2, dtype=torch.bool)
+        )
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_searches_find_the_same_hypotheses_with_and_without_the_kernels(bf16) -> None:
+def test_searches_find_the_same_hypotheses_with_and_without_the_kernels(bf16, monkeypatch) -> None:
+    """fp32: every kernel on against all off. bf16: the ranking kernel alone, since the
+    attention kernels keep the softmax weights in fp32 where PyTorch's path rounds them to bf16
+    (they are checked against fp64 above), and with an untrained model's flat distributions
+    that alone changes some beams."""
+    calls = {}
+
+    def counted(name):
+        kernel = getattr(native, name)
+
+        def call(*args, **kwargs):
+            out = kernel(*args, **kwargs)
+            calls[name] = calls.get(name, 0) + (out is not None)
+            return out
+
+        return call
+
+    for name in ("log_softmax_topk", "beam_self_attention", "attention"):
+        monkeypatch.setattr(native, name, counted(name))
+    if bf16:
+        monkeypatch.setattr(native, "beam_self_attention", lambda *args: None)
+        monkeypatch.setattr(native, "attention", lambda *args: None)
     model = tiny()
     gen = torch.Generator().manual_seed(5)
     src = torch.randint(4, 40, (6, 9), generator=gen)
@@ -155,10 +204,11 @@ def test_searches_find_the_same_hypotheses_with_and_without_the_kernels(bf16) ->
         finally:
             native.use_native_kernels(True)
         runs[enabled] = (beams, greedy)
+    expected_kernels = (
+        {"log_softmax_topk"} if bf16 else {"log_softmax_topk", "beam_self_attention", "attention"}
+    )
+    assert {name for name, n in calls.items() if n > 0} == expected_kernels
     (beams, greedy), (ref_beams, ref_greedy) = runs[True], runs[False]
-    if bf16:  # bf16 roundings differ (the kernels keep fp32 weights): check shape only
-        assert [len(b) for b in beams] == [len(b) for b in ref_beams]
-        return
     assert [[h.tokens for h in b] for b in beams] == [[h.tokens for h in b] for b in ref_beams]
     assert [g.tokens for g in greedy] == [g.tokens for g in ref_greedy]
     for b, ref in zip(beams, ref_beams, strict=True):

@@ -98,6 +98,10 @@ def build(compiler: str | None = None) -> Path:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{compiler} failed on {SOURCE}:\n{done.stderr.strip()}")
+        # mkstemp made it private (0600); a shared cache must be readable by every user.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o755 & ~umask)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -153,12 +157,16 @@ def log_softmax_topk(
     force_eos: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The fp32 log-softmax values ``[rows, k]`` of each row's k best tokens of ``logits
-    [rows, V]``, best first, ties to the lowest index, and their tokens; as
+    [rows, V]``, best first, ties in log-prob to the lowest index, and their tokens; as
     ``_topk_lowest_index_first(_next_log_probs(logits, ...), k)``: ``ban_eos`` makes ``eos``
     -inf (before ``min_len``) and ``force_eos [rows]`` (bool) makes every token but ``eos`` -inf
     in its rows. ``None`` where the kernel does not apply."""
     if logits.dim() != 2 or not 1 <= k <= min(64, logits.size(1)) or logits.stride(1) != 1:
         return None
+    if force_eos is not None and force_eos.shape != (logits.size(0),):
+        raise ValueError(
+            f"force_eos needs one flag per row {logits.size(0)}, got {force_eos.shape}"
+        )
     if not _applies(logits):
         return None
     rows, vocab = logits.shape
@@ -199,11 +207,11 @@ def beam_self_attention(
     if (
         query.shape != (rows, h, 1, d_k)
         or rows != n * beams
-        or length > capacity
+        or not 0 < length <= capacity
         or value.shape[:4] != key.shape[:4]
         or not (key.is_contiguous() and value.is_contiguous())
         or ancestry.dtype != torch.long
-        or not _applies(key, value)
+        or not _applies(query, key, value)
     ):
         return None
     query = query.to(key.dtype).contiguous()
@@ -247,6 +255,8 @@ def attention(
         or value.shape[:3] != (b, h, s)
         or (allowed is not None and (allowed.dtype != torch.bool or allowed.dim() != 4))
         or (allowed is not None and allowed.shape[1:3] != (1, 1))
+        or (allowed is not None and allowed.device.type != "cpu")
+        or s == 0
         or not _applies(query, key, value)
     ):
         return None

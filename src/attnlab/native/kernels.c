@@ -106,7 +106,8 @@ static inline void store_scaled(char *out, const float *acc, float scale, int bf
 /* ------------------------------------------------------------------ log_softmax + top-k */
 
 /* For each row of `logits` [rows, V] (row stride `ld` elements): the log-softmax values of its
- * k best tokens, best first, ties to the lowest index (as decoding._topk_lowest_index_first),
+ * k best tokens, best first, ties in log-prob to the lowest index (as
+ * decoding._topk_lowest_index_first, up to the rounding of the log of the sum of exps),
  * in out_value / out_index [rows, k]. The log-softmax runs over the raw row; then token
  * `banned` (if >= 0) counts as -inf, and in a row with force[row] != 0 every token but `eos`
  * does (max-length rows: eos keeps its value even if banned), as decoding._next_log_probs.
@@ -140,10 +141,11 @@ void log_softmax_topk(const void *logits, int bf16, int64_t rows, int64_t vocab,
           float block_max = -INFINITY;
 #pragma omp simd reduction(max : block_max)
           for (int64_t j = start; j < end; ++j) block_max = x[j] > block_max ? x[j] : block_max;
-          if (!(block_max > top_value[k - 1])) continue;
+          if (!((block_max - max) - log_sum > top_value[k - 1])) continue;
         }
         for (int64_t j = start; j < end; ++j) {
-          float v = x[j];
+          /* Ranked by the log-prob itself: two logits may round to one log-prob, a tie. */
+          float v = (x[j] - max) - log_sum;
           if (forced ? j != eos : j == banned) v = -INFINITY;
           if (filled == k && !(v > top_value[k - 1])) continue;  /* ties: the earlier stays */
           int64_t p = filled < k ? filled++ : k - 1;
@@ -157,7 +159,7 @@ void log_softmax_topk(const void *logits, int bf16, int64_t rows, int64_t vocab,
         }
       }
       for (int64_t i = 0; i < k; ++i) {
-        out_value[r * k + i] = (top_value[i] - max) - log_sum;
+        out_value[r * k + i] = top_value[i];
         out_index[r * k + i] = top_index[i];
       }
     }
