@@ -18,3 +18,4 @@ attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 output=
 attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_beam_bf16-mixed.json > $D/bench_beam_bf16-mixed.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 output=$D/bench_base_beam10_32-true.json > $D/bench_base_beam10_32-true.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_base_beam10_bf16-mixed.json > $D/bench_base_beam10_bf16-mixed.log 2>&1
+python $D/bf16_vs_fp32.py > $D/bf16_vs_fp32.log 2>&1
