@@ -19,3 +19,9 @@ attnlab-bench '~model@extra_models.base' sections=[beam] beam.repeats=10 precisi
 attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 output=$D/bench_base_beam10_32-true.json > $D/bench_base_beam10_32-true.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_base_beam10_bf16-mixed.json > $D/bench_base_beam10_bf16-mixed.log 2>&1
 python $D/bf16_vs_fp32.py > $D/bf16_vs_fp32.log 2>&1
+# after the table: where an fp32 batch's time goes with the kernels, and the full fp32 bench
+# again with 10 beam repeats (its beam row above had 3 repeats spread from 50.7 to 76.1)
+python outputs/measured/2026-12-03_s15_beam/breakdown.py > $D/breakdown_fp32.log 2>&1
+attnlab-bench '~model@extra_models.base' steps=8 warmup=2 beam.repeats=10 output=$D/bench_beam10_32-true.json > $D/bench_beam10_32-true.log 2>&1
+# response times (/usr/bin/time, 3 runs each)
+for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train --help: %e s" attnlab-train --help > /dev/null 2>&1; /usr/bin/time -a -o $D/response_times.log -f "attnlab-train model.d_model=-3 (config error): %e s" attnlab-train model.d_model=-3 > /dev/null 2>&1; done
