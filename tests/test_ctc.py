@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -94,3 +96,29 @@ def test_beam_search_asked_through_generate_scores_jointly_with_ctc():
         attention_only = scores(beam_search(model, src, pad, **settings))
     assert joint == direct
     assert joint != attention_only
+
+
+def test_ctc_weight_one_keeps_bans_and_finds_hypotheses():
+    # At weight 1 the attention's log-probs weigh nothing, but its bans (eos before min_len,
+    # every token but eos at max length) must hold: 0 * -inf is NaN, not a ban.
+    model = tiny(
+        share_embeddings=False,
+        input_dim=20,
+        frontend={"kind": "conv2d", "channels": 4, "spec_augment": None},
+        ctc_head=True,
+    )
+    src, pad = torch.randn(2, 48, 20), torch.zeros(2, 48, dtype=torch.bool)
+    with torch.no_grad():
+        nbest = beam_search(
+            model,
+            src,
+            pad,
+            bos_id=BOS,
+            eos_id=EOS,
+            beam_size=3,
+            max_len_a=0.25,
+            min_len=2,
+            ctc_weight=1.0,
+        )
+    for hyps in nbest:
+        assert hyps and all(math.isfinite(h.score) and len(h.tokens) >= 2 for h in hyps)

@@ -466,3 +466,26 @@ def test_encode_once_and_generate_dispatch() -> None:
         generate(model, src, mask, strategy="sampling", bos_id=BOS, eos_id=EOS)
     with pytest.raises(ValueError):
         beam_search(model, src, mask, bos_id=BOS, eos_id=EOS, beam_size=2, nbest=3)
+
+
+class NaNAfterTwoSteps(TinyGRUSeq2Seq):
+    """Sentence 1's logits turn NaN at the third step (a model whose weights diverged)."""
+
+    def decode_step(self, prev_tokens, enc, state):
+        logits, state = super().decode_step(prev_tokens, enc, state)
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps == 3:
+            logits = logits.clone()
+            logits[0] = math.nan
+        return logits, state
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nan_logits_stop_decoding_with_an_error_that_says_so(strategy, dtype) -> None:
+    model = NaNAfterTwoSteps(seed=1, logits_dtype=dtype)
+    src, mask = make_batch(LENGTHS, seed=1)
+    kw = dict(bos_id=BOS, eos_id=EOS, max_len_a=1.0, max_len_b=5, min_len=4)
+    search = greedy_search if strategy == "greedy" else beam_search
+    with pytest.raises(ValueError, match=r"decoding step 2: .*NaN in \d+ of \d+ rows|NaN in \d+"):
+        search(model, src, mask, **kw)

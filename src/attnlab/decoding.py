@@ -117,6 +117,15 @@ def _row_topk(x: torch.Tensor, k: int, block: int = 32) -> tuple[torch.Tensor, t
     return values, torch.where(pos < k * block, in_block, past_blocks)
 
 
+def _nan_message(values: torch.Tensor, step: int | None = None, rows: str = "rows") -> str:
+    bad = int(torch.isnan(values).reshape(values.size(0), -1).any(1).sum())
+    where = "" if step is None else f"decoding step {step}: "
+    return (
+        f"{where}the model's log-probs hold NaN in {bad} of {values.size(0)} {rows}, so no "
+        "token can be ranked (diverged weights, or NaN in the inputs)"
+    )
+
+
 def _topk_lowest_index_first(
     x: torch.Tensor, k: int, spare: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,6 +152,8 @@ def _topk_lowest_index_first(
     at_kth = x == kth
     need = k - above.sum(1, keepdim=True)
     take = above | (at_kth & (at_kth.cumsum(1) <= need))
+    if bool(torch.isnan(x).any()):  # NaN never equals the k-th value: rows would come up short
+        raise ValueError(_nan_message(x))
     idx = take.nonzero()[:, 1].view(x.size(0), k)  # exactly k per row, ascending index
     values = x.gather(1, idx)
     order = values.argsort(dim=1, descending=True, stable=True)
@@ -264,6 +275,8 @@ def greedy_search(
         else:
             lprobs = _next_log_probs(logits, step, eos_id=eos_id, min_len=min_len, force_eos=force)
             tok_lprob, tok = lprobs.max(dim=-1)
+        if bool(torch.isnan(tok_lprob).any()):
+            raise ValueError(_nan_message(tok_lprob[:, None], step))
         log_prob += tok_lprob
         done = tok == eos_id
         if force is not None:  # a row at max length is finished even if eos had log-prob -inf
@@ -390,10 +403,17 @@ def beam_search(
                 ctc_scores, ctc_r, ctc_psi = ctc_scorer.score(ctc_state)
                 # Floored, not -inf: a prefix CTC rules out must still be able to take forced eos.
                 ctc_scores = ctc_scores.clamp_min(-1e4).to(lprobs.dtype)
-                lprobs = (1.0 - ctc_weight) * lprobs + ctc_weight * ctc_scores
+                joint = (1.0 - ctc_weight) * lprobs + ctc_weight * ctc_scores
+                # A banned token (-inf) stays banned: at weight 1, 0 * -inf would be NaN.
+                lprobs = torch.where(torch.isneginf(lprobs), lprobs, joint)
             # fp32 logits rarely tie: one spare candidate per beam shows none straddles the cut.
             spare = 1 if logits.dtype in (torch.float32, torch.float64) else None
-            cand_scores, cand_beam, cand_tok = _best_extensions(scores, lprobs, 2 * k, spare)
+            try:
+                cand_scores, cand_beam, cand_tok = _best_extensions(scores, lprobs, 2 * k, spare)
+            except ValueError as err:  # NaN log-probs: say at which step
+                raise ValueError(f"decoding step {step}: {err}") from None
+        if bool(torch.isnan(cand_scores).any()):
+            raise ValueError(_nan_message(cand_scores, step, rows="sentences"))
         is_eos = cand_tok == eos_id
 
         # Finish eos candidates ranked in the top K (a lower-ranked one would not have survived as
