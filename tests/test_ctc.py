@@ -76,14 +76,18 @@ def test_joint_loss_mixes_attention_and_ctc_by_weight():
     torch.testing.assert_close(joint_nll, nll)
 
 
-def test_beam_search_asked_through_generate_scores_jointly_with_ctc():
-    # What eval, validation and predict call: decode.ctc_weight must reach the beam search.
-    model = tiny(
+def speech_model_with_ctc():
+    return tiny(
         share_embeddings=False,
         input_dim=20,
         frontend={"kind": "conv2d", "channels": 4, "spec_augment": None},
         ctc_head=True,
     )
+
+
+def test_beam_search_asked_through_generate_scores_jointly_with_ctc():
+    # What eval, validation and predict call: decode.ctc_weight must reach the beam search.
+    model = speech_model_with_ctc()
     src, pad = torch.randn(3, 48, 20), torch.zeros(3, 48, dtype=torch.bool)
     settings = dict(bos_id=BOS, eos_id=EOS, beam_size=3, length_penalty=0.0, max_len_a=0.25)
 
@@ -101,12 +105,7 @@ def test_beam_search_asked_through_generate_scores_jointly_with_ctc():
 def test_ctc_weight_one_keeps_bans_and_finds_hypotheses():
     # At weight 1 the attention's log-probs weigh nothing, but its bans (eos before min_len,
     # every token but eos at max length) must hold: 0 * -inf is NaN, not a ban.
-    model = tiny(
-        share_embeddings=False,
-        input_dim=20,
-        frontend={"kind": "conv2d", "channels": 4, "spec_augment": None},
-        ctc_head=True,
-    )
+    model = speech_model_with_ctc()
     src, pad = torch.randn(2, 48, 20), torch.zeros(2, 48, dtype=torch.bool)
     with torch.no_grad():
         nbest = beam_search(
