@@ -25,3 +25,5 @@ python outputs/measured/2026-12-03_s15_beam/breakdown.py > $D/breakdown_fp32.log
 attnlab-bench '~model@extra_models.base' steps=8 warmup=2 beam.repeats=10 output=$D/bench_beam10_32-true.json > $D/bench_beam10_32-true.log 2>&1
 # response times (/usr/bin/time, 3 runs each)
 for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train --help: %e s" attnlab-train --help > /dev/null 2>&1; /usr/bin/time -a -o $D/response_times.log -f "attnlab-train model.d_model=-3 (config error): %e s" attnlab-train model.d_model=-3 > /dev/null 2>&1; done
+# after the kernels share attend_row (final review)
+python $D/ab_beam_s18.py native 8 > $D/ab_native_fp32_after_refactor.log 2>&1

@@ -3,7 +3,7 @@ first use, cached, and called through ctypes.
 
 A beam search step on a CPU streams more memory than the L3 cache holds (the weights, the
 caches, ``beams x V`` logits), so the number of passes over memory, not FLOPs, sets much of its
-time. Two steps that ATen runs as many passes are fused here:
+time. Three steps that ATen runs as many passes are fused here:
 
 - :func:`log_softmax_topk`: a row's log-softmax and its k best tokens (ties to the lowest
   index), without writing the ``[rows, V]`` log-probs;

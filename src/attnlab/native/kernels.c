@@ -167,6 +167,34 @@ void log_softmax_topk(const void *logits, int bf16, int64_t rows, int64_t vocab,
   }
 }
 
+/* ------------------------------------------------------------------------- attention */
+
+/* One query's softmax(q k^T * scale) v into out (fp32 or bf16), over `length` keys and values:
+ * key j is row (j * stride + (slot ? slot[j] : 0)) of `keys` / `values`, masked out where
+ * mask[j] == 0 (mask may be NULL). With skip_zero, values whose weight is 0 (masked keys,
+ * underflow) are not read. scores holds `length` floats, acc d_v. */
+static inline void attend_row(const float *q, const char *keys, const char *values,
+                              const int64_t *slot, int64_t stride, const uint8_t *mask,
+                              int skip_zero, int64_t length, int64_t d_k, int64_t d_v,
+                              float scale, int bf16, float *scores, float *acc, char *out) {
+  const int64_t elem = bf16 ? 2 : 4;
+  float max = -INFINITY;
+  for (int64_t j = 0; j < length; ++j) {
+    int64_t at = j * stride + (slot != NULL ? slot[j] : 0);
+    int masked = mask != NULL && !mask[j];
+    scores[j] = masked ? -INFINITY : dot(q, keys + at * d_k * elem, bf16, d_k) * scale;
+    max = scores[j] > max ? scores[j] : max;
+  }
+  float sum = exp_shifted(scores, length, max);
+  memset(acc, 0, sizeof(float) * d_v);
+  for (int64_t j = 0; j < length; ++j) {
+    if (skip_zero && scores[j] == 0.f) continue;
+    int64_t at = j * stride + (slot != NULL ? slot[j] : 0);
+    add_scaled(acc, scores[j], values + at * d_v * elem, bf16, d_v);
+  }
+  store_scaled(out, acc, 1.f / sum, bf16, d_v);
+}
+
 /* ------------------------------------------------- beam search decoder self-attention */
 
 /* softmax(q k^T * scale) v of each decoder row over its own past, with beams sharing their
@@ -192,18 +220,9 @@ void beam_self_attention(const void *query, const void *key, const void *value,
       const char *values = (const char *)value + task * capacity * beams * d_v * elem;
       for (int64_t b = 0; b < beams; ++b) {
         int64_t r = s * beams + b;
-        const int64_t *past = ancestry + r * length;
         const float *qr = as_float((const char *)query + (r * heads + h) * d_k * elem, bf16, d_k, q);
-        float max = -INFINITY;
-        for (int64_t j = 0; j < length; ++j) {
-          scores[j] = dot(qr, keys + (j * beams + past[j]) * d_k * elem, bf16, d_k) * scale;
-          max = scores[j] > max ? scores[j] : max;
-        }
-        float sum = exp_shifted(scores, length, max);
-        memset(acc, 0, sizeof(float) * d_v);
-        for (int64_t j = 0; j < length; ++j)
-          add_scaled(acc, scores[j], values + (j * beams + past[j]) * d_v * elem, bf16, d_v);
-        store_scaled((char *)out + (r * heads + h) * d_v * elem, acc, 1.f / sum, bf16, d_v);
+        attend_row(qr, keys, values, ancestry + r * length, beams, NULL, 0, length, d_k, d_v,
+                   scale, bf16, scores, acc, (char *)out + (r * heads + h) * d_v * elem);
       }
     }
     free(scores);
@@ -233,18 +252,8 @@ void attention(const void *query, const void *key, const void *value, const uint
       for (int64_t i = 0; i < queries; ++i) {
         int64_t row = task * queries + i;
         const float *qi = as_float((const char *)query + row * d_k * elem, bf16, d_k, q);
-        float max = -INFINITY;
-        for (int64_t j = 0; j < keys_len; ++j) {
-          int masked = mask != NULL && !mask[j];
-          scores[j] = masked ? -INFINITY : dot(qi, keys + j * d_k * elem, bf16, d_k) * scale;
-          max = scores[j] > max ? scores[j] : max;
-        }
-        float sum = exp_shifted(scores, keys_len, max);
-        memset(acc, 0, sizeof(float) * d_v);
-        for (int64_t j = 0; j < keys_len; ++j)
-          if (scores[j] != 0.f)  /* masked keys (and underflow): skip their values */
-            add_scaled(acc, scores[j], values + j * d_v * elem, bf16, d_v);
-        store_scaled((char *)out + row * d_v * elem, acc, 1.f / sum, bf16, d_v);
+        attend_row(qi, keys, values, NULL, 1, mask, 1, keys_len, d_k, d_v, scale, bf16, scores,
+                   acc, (char *)out + row * d_v * elem);
       }
     }
     free(scores);
