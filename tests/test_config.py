@@ -69,6 +69,7 @@ def test_every_model_and_data_config_composes_and_builds(make_cfg, model, data):
         (["optim.scheduler.warmup_steps=0"], "optim.scheduler.warmup_steps", "positive"),
         (["optim.optimizer.lr=-0.1"], "optim.optimizer", "Invalid learning rate"),
         (["average_last=-2"], "average_last", ">= 0"),
+        (["onednn_linear=yes"], "onednn_linear", "true, false or auto"),
         (
             [
                 "trainer.precision=bf16-mixed",
@@ -145,6 +146,7 @@ def test_cli_reports_config_error_with_key_and_nonzero_exit(tmp_path):
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
         ("decode.strategy=sample", "decode.strategy"),
         ("average_last=-1", "average_last"),
+        ("onednn_linear=sometimes", "onednn_linear"),
         ("data.test_splits=[test,nope]", "data.test_splits"),
         ("data.max_tokens=16", "data.max_tokens"),
         ("data=dialogsum data.valid_split=nope", "data.valid_split"),

@@ -15,7 +15,7 @@ needs_onednn = pytest.mark.skipif(not L.onednn_available(), reason="no oneDNN li
 
 @pytest.fixture
 def onednn_on():
-    was = L.onednn_enabled()
+    was = L.onednn_mode()
     L.use_onednn(True)
     yield
     L.use_onednn(was)
@@ -87,7 +87,7 @@ def test_same_parameters_and_state_dict_as_nn_linear():
 
 
 def test_switching_on_where_unavailable_stays_off(monkeypatch):
-    was = L.onednn_enabled()
+    was = L.onednn_mode()
     monkeypatch.setattr(L, "onednn_available", lambda: False)
     try:
         assert L.use_onednn(True) is False
@@ -255,3 +255,36 @@ def test_beam_search_with_packed_weights_finds_the_same_hypotheses(onednn_on, co
     for ours, theirs in zip(packed, plain, strict=True):
         assert [h.tokens for h in ours] == [h.tokens for h in theirs]
         assert [h.log_prob for h in ours] == pytest.approx([h.log_prob for h in theirs], abs=1e-4)
+
+
+@needs_onednn
+@pytest.mark.parametrize(
+    "vendor, fp32", [("AuthenticAMD", True), ("GenuineIntel", False), ("", False)]
+)
+def test_auto_sends_fp32_through_onednn_on_amd_only_and_packs_bf16_everywhere(
+    onednn_on, count_packing, monkeypatch, vendor, fp32
+):
+    monkeypatch.setattr(L, "_cpu_vendor", lambda: vendor)
+    assert L.use_onednn("auto") is fp32 and L.onednn_mode() == "auto"
+    calls = []
+    real = L._linear_pointwise
+    monkeypatch.setattr(L, "_linear_pointwise", lambda *a: calls.append(a[0].dtype) or real(*a))
+    layer = L.Linear(16, 8)
+    x = torch.randn(4, 16)
+    with torch.no_grad(), L.packed_weights():
+        for _ in range(2):
+            torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert calls == ([torch.float32] * 2 if fp32 else [])
+    assert count_packing == ([((8, 16), torch.float32, 4)] if fp32 else [])
+    if L._packs_bf16:  # a search's bf16 weights are packed whichever way fp32 goes
+        count_packing.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad(), L.packed_weights():
+            layer(x), layer(x)
+        assert count_packing == [((8, 16), torch.bfloat16, 4)]
+
+
+def test_a_bad_mode_names_the_config_key():
+    from attnlab.config_errors import ConfigError
+
+    with pytest.raises(ConfigError, match="onednn_linear: must be true, false or auto, got 'on'"):
+        L.use_onednn("on")

@@ -1003,8 +1003,9 @@ def environment(bench: Bench, started_at: float) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------- run
 def check_config(cfg: DictConfig) -> None:
-    from attnlab.config_errors import require
+    from attnlab.config_errors import check_onednn_linear, require
 
+    check_onednn_linear(cfg.onednn_linear)
     unknown = sorted(set(cfg.sections) - set(SECTIONS))
     extra = cfg.get("extra_models") or {}
     require("rnn" not in extra, "extra_models.rnn", "'rnn' names the rnn section's rows")

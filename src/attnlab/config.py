@@ -19,7 +19,7 @@ from typing import Any
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from attnlab.config_errors import ConfigError, require
+from attnlab.config_errors import ConfigError, check_onednn_linear, require
 from attnlab.optim import noam_peak_lr
 from attnlab.signatures import (
     NO_DEFAULT,
@@ -345,6 +345,7 @@ def validate_train_config(cfg: DictConfig) -> None:
         "Lightning cannot clip (trainer.gradient_clip_val) the gradients of a fused optimizer "
         "under mixed precision: set optim.optimizer.fused=false, or clip nothing",
     )
+    check_onednn_linear(cfg.get("onednn_linear", "auto"))
     average_last = cfg.get("average_last", 0)
     require(
         isinstance(average_last, int) and not isinstance(average_last, bool) and average_last >= 0,

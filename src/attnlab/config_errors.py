@@ -23,3 +23,13 @@ def require(condition: bool, key: str, message: str) -> None:
     """Raise :class:`ConfigError` for ``key`` unless ``condition`` holds."""
     if not condition:
         raise ConfigError(key, message)
+
+
+def check_onednn_linear(mode: object) -> None:
+    """``onednn_linear`` is true, false or auto (``attnlab.models.linear.use_onednn``); checked
+    here, torch-free, so that the CLIs name a bad value before importing torch."""
+    require(
+        isinstance(mode, bool) or mode == "auto",
+        "onednn_linear",
+        f"must be true, false or auto, got {mode!r}",
+    )

@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from attnlab.native import use_native_kernels
     from attnlab.runs import git_dirty, git_sha, write_metrics
 
-    use_onednn(cfg.get("onednn_linear", True))
+    use_onednn(cfg.get("onednn_linear", "auto"))
     use_native_kernels(cfg.get("native_kernels", True))
     started = time.time()
     restored = restore_model(load_checkpoint(cfg.ckpt_path))

@@ -29,7 +29,7 @@ def predict(cfg: DictConfig, stdin: TextIO | None = None, stdout: TextIO | None 
     from attnlab.models.linear import use_onednn
     from attnlab.native import use_native_kernels
 
-    use_onednn(cfg.get("onednn_linear", True))
+    use_onednn(cfg.get("onednn_linear", "auto"))
     use_native_kernels(cfg.get("native_kernels", True))
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, device=cfg.device)
     decode: dict[str, Any] = {}

@@ -202,7 +202,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     if cfg.get("keep_freed_memory", True):
         keep_freed_memory()
-    use_onednn(cfg.get("onednn_linear", True))
+    use_onednn(cfg.get("onednn_linear", "auto"))
     use_native_kernels(cfg.get("native_kernels", True))
     placement = place_in_parallel_sweep(cfg)
 

@@ -21,3 +21,9 @@ REPEATS=3 python outputs/measured/2026-12-03_s15_beam/breakdown.py bf16 model=tr
 REPEATS=3 python outputs/measured/2026-12-03_s15_beam/breakdown.py model=transformer > $D/breakdown_base_fp32.log 2>&1
 attnlab-bench '~model@extra_models.base' steps=8 warmup=2 beam.repeats=10 precision=bf16-mixed output=$D/bench_bf16-mixed.json > $D/bench_bf16-mixed.log 2>&1
 for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train --help: %e s" attnlab-train --help > /dev/null 2>&1; /usr/bin/time -a -o $D/response_times.log -f "attnlab-train model.d_model=-3 (config error): %e s" attnlab-train model.d_model=-3 > /dev/null 2>&1; done
+# after the table: oneDNN against MKL on this CPU (interleaved), then the bench with the new
+# default onednn_linear=auto (fp32 through MKL here)
+STEPS=12 python outputs/measured/2026-12-03_s16_train/ab_onednn.py > $D/ab_onednn_fp32.log 2>&1
+python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py > $D/ab_beam_onednn_fp32.log 2>&1
+attnlab-bench '~model@extra_models.base' steps=8 warmup=2 beam.repeats=10 output=$D/bench_auto_32-true.json > $D/bench_auto_32-true.log 2>&1
+REPEATS=8 python $D/ab_beam_onednn_bf16.py > $D/ab_beam_onednn_bf16.log 2>&1

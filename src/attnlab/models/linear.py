@@ -1,11 +1,12 @@
-"""Linear layers whose fp32 CPU matmuls run through oneDNN instead of torch's BLAS (MKL).
+"""Linear layers whose fp32 CPU matmuls can run through oneDNN instead of torch's BLAS (MKL).
 
-torch computes an fp32 ``F.linear`` on a CPU with MKL's sgemm. On the AMD EPYC this project
-is measured on, oneDNN's own kernels (already in every x86 torch build, reached through
+torch computes an fp32 ``F.linear`` on a CPU with MKL's sgemm. On an AMD EPYC, oneDNN's own
+kernels (already in every x86 torch build, reached through
 ``torch.ops.mkldnn._linear_pointwise``, the op inductor uses for frozen inference weights) ran
 the Transformer's shapes 1.4-1.8x faster: 8000 x 256 @ 256 x 256 114 -> 182 GFLOP/s,
-8000 x 1024 @ 1024 x 256 115 -> 200. Same fp32 arithmetic (products and sums in fp32), only the
-summation order differs (relative differences ~1e-6).
+8000 x 1024 @ 1024 x 256 115 -> 200. On an Intel Xeon MKL was the faster, so the default
+(``use_onednn("auto")``) routes fp32 through oneDNN on AMD CPUs only. Same fp32 arithmetic
+(products and sums in fp32), only the summation order differs (relative differences ~1e-6).
 
 ``Linear`` is an ``nn.Linear`` (same parameters, same state dict) whose forward takes that
 path for fp32 CPU inputs (and, inside a :func:`packed_weights` scope without gradients, for
@@ -33,6 +34,8 @@ from torch.autograd import forward_ad
 from torch.autograd.function import once_differentiable
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from attnlab.config_errors import check_onednn_linear
+
 _mkldnn_ops = getattr(torch.ops, "mkldnn", None)
 _linear_pointwise = getattr(_mkldnn_ops, "_linear_pointwise", None)
 _reorder_linear_weight = getattr(_mkldnn_ops, "_reorder_linear_weight", None)
@@ -48,19 +51,53 @@ def onednn_available() -> bool:
     return op and platform.machine().lower() in ("x86_64", "amd64")
 
 
-_enabled = onednn_available()
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((line for line in f if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
+    return line.partition(":")[2].strip()
 
 
-def use_onednn(enabled: bool) -> bool:
-    """Route fp32 CPU linear layers through oneDNN (``True``) or ``F.linear``; returns whether
-    the oneDNN path is now on (never where it is not available)."""
-    global _enabled
-    _enabled = bool(enabled) and onednn_available()
-    return _enabled
+def fp32_onednn_by_default() -> bool:
+    """Whether ``"auto"`` routes fp32 matmuls through oneDNN: on AMD CPUs, where MKL's sgemm was
+    the slower (the fp32 training step 1.13x and beam search 1.13x faster through oneDNN on an
+    AMD EPYC); not on Intel ones, where MKL was the faster (0.98x and 0.97x through oneDNN on a
+    Xeon with AMX, ``outputs/measured/2026-12-07_s19_intel``), nor on CPUs not measured."""
+    return _cpu_vendor() == "AuthenticAMD"
+
+
+_mode: bool | str = "auto"
+_enabled = False  # oneDNN may be used at all: fp32 routing (below) and packed weights
+_fp32 = False  # fp32 matmuls go through oneDNN, not F.linear
+
+
+def use_onednn(mode: bool | str = "auto") -> bool:
+    """Choose how CPU linear layers run: ``True`` routes fp32 ones through oneDNN and packs the
+    weights of a search (fp32 and bf16); ``False`` leaves everything to ``F.linear``;
+    ``"auto"`` packs the weights of a search and routes fp32 through oneDNN where that measured
+    faster (:func:`fp32_onednn_by_default`). Returns whether fp32 layers now take oneDNN (never
+    where it is not available)."""
+    global _mode, _enabled, _fp32
+    check_onednn_linear(mode)
+    _mode = mode
+    _enabled = mode is not False and onednn_available()
+    _fp32 = _enabled and (mode is True or fp32_onednn_by_default())
+    return _fp32
+
+
+def onednn_mode() -> bool | str:
+    """The mode last given to :func:`use_onednn` (``"auto"`` until then)."""
+    return _mode
 
 
 def onednn_enabled() -> bool:
-    return _enabled
+    """Whether fp32 CPU linear layers take oneDNN now."""
+    return _fp32
+
+
+use_onednn("auto")
 
 
 def linear_onednn(
@@ -145,7 +182,8 @@ def _op_applies(x: torch.Tensor) -> bool:
 
 def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
-        weight.dtype == torch.float32
+        _fp32
+        and weight.dtype == torch.float32
         # fp32 in, and no autocast making it bf16 (that F.linear does, through oneDNN already)
         and matmul_dtype(x.device, x.dtype) == torch.float32
         and _op_applies(x)
@@ -189,9 +227,10 @@ def packed_weights() -> Iterator[None]:
     (the encoder's, the cross-attention's K/V) stay unpacked: packing them would cost more
     than it saves.
 
-    Only fp32 and bf16 (autocast or bf16 weights) CPU calls without gradients take it, with
-    the oneDNN switch (:func:`use_onednn`) on. Under bf16 autocast a biased layer may differ
-    from autocast's ``F.linear`` by one bf16 rounding step (the bias is added in another order).
+    Only bf16 (autocast or bf16 weights) and, where fp32 goes through oneDNN, fp32 CPU calls
+    without gradients take it, with the oneDNN switch (:func:`use_onednn`) not off. Under bf16
+    autocast a biased layer may differ from autocast's ``F.linear`` by one bf16 rounding step
+    (the bias is added in another order).
 
     Open it around one search, as ``greedy_search`` and ``beam_search`` do. Weights must not
     change inside it: a scope held across an optimizer step, an EMA swap or a checkpoint load
@@ -223,6 +262,8 @@ def _packed(
     ):
         return None
     dtype = matmul_dtype(x.device, x.dtype)
+    if dtype == torch.float32 and not _fp32:
+        return None  # fp32 matmuls stay with F.linear
     if dtype != torch.float32 and (dtype != torch.bfloat16 or not _packs_bf16):
         return None
     autocast = dtype != x.dtype or matmul_dtype(x.device, weight.dtype) != weight.dtype
