@@ -27,3 +27,6 @@ STEPS=12 python outputs/measured/2026-12-03_s16_train/ab_onednn.py > $D/ab_onedn
 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py > $D/ab_beam_onednn_fp32.log 2>&1
 attnlab-bench '~model@extra_models.base' steps=8 warmup=2 beam.repeats=10 output=$D/bench_auto_32-true.json > $D/bench_auto_32-true.log 2>&1
 REPEATS=8 python $D/ab_beam_onednn_bf16.py > $D/ab_beam_onednn_bf16.log 2>&1
+# at 49cd735 (onednn_linear: auto): the paper base's training, and the small model's twice more
+attnlab-bench model=transformer '~model@extra_models.base' sections=[train,flops] steps=4 warmup=1 output=$D/bench_base_train_32-true.json > $D/bench_base_train_32-true.log 2>&1
+for i in 1 2; do attnlab-bench '~model@extra_models.base' sections=[train,flops] steps=8 warmup=2 output=$D/bench_train_auto_$i.json > $D/bench_train_auto_$i.log 2>&1; done
