@@ -261,7 +261,7 @@ def test_beam_search_with_packed_weights_finds_the_same_hypotheses(onednn_on, co
 @pytest.mark.parametrize(
     "vendor, fp32", [("AuthenticAMD", True), ("GenuineIntel", False), ("", False)]
 )
-def test_auto_sends_fp32_through_onednn_on_amd_only_and_packs_bf16_everywhere(
+def test_auto_sends_fp32_through_onednn_on_amd_only_and_packs_a_search_everywhere(
     onednn_on, count_packing, monkeypatch, vendor, fp32
 ):
     monkeypatch.setattr(L, "_cpu_vendor", lambda: vendor)
@@ -271,11 +271,14 @@ def test_auto_sends_fp32_through_onednn_on_amd_only_and_packs_bf16_everywhere(
     monkeypatch.setattr(L, "_linear_pointwise", lambda *a: calls.append(a[0].dtype) or real(*a))
     layer = L.Linear(16, 8)
     x = torch.randn(4, 16)
-    with torch.no_grad(), L.packed_weights():
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert calls == ([torch.float32] if fp32 else [])  # training, an encoder: by vendor
+    calls.clear()
+    with torch.no_grad(), L.packed_weights():  # a search: packed from the second call, anywhere
         for _ in range(2):
             torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
-    assert calls == ([torch.float32] * 2 if fp32 else [])
-    assert count_packing == ([((8, 16), torch.float32, 4)] if fp32 else [])
+    assert calls == ([torch.float32] * 2 if fp32 else [torch.float32])
+    assert count_packing == [((8, 16), torch.float32, 4)]
     if L._packs_bf16:  # a search's bf16 weights are packed whichever way fp32 goes
         count_packing.clear()
         with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad(), L.packed_weights():

@@ -30,3 +30,8 @@ REPEATS=8 python $D/ab_beam_onednn_bf16.py > $D/ab_beam_onednn_bf16.log 2>&1
 # at 49cd735 (onednn_linear: auto): the paper base's training, and the small model's twice more
 attnlab-bench model=transformer '~model@extra_models.base' sections=[train,flops] steps=4 warmup=1 output=$D/bench_base_train_32-true.json > $D/bench_base_train_32-true.log 2>&1
 for i in 1 2; do attnlab-bench '~model@extra_models.base' sections=[train,flops] steps=8 warmup=2 output=$D/bench_train_auto_$i.json > $D/bench_train_auto_$i.log 2>&1; done
+# searches: packed oneDNN against MKL for both sizes, then the paper base's beam with the final auto
+REPEATS=6 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py model=transformer > $D/ab_beam_onednn_base_fp32.log 2>&1
+REPEATS=12 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py > $D/ab_beam_onednn_fp32_12.log 2>&1
+attnlab-bench model=transformer sections=[beam] beam.repeats=5 output=$D/bench_beam_auto2_32-true.json > $D/bench_beam_auto2_32-true.log 2>&1
+REPEATS=8 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py model=transformer > $D/ab_beam_onednn_base_fp32_8.log 2>&1

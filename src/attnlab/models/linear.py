@@ -4,8 +4,9 @@ torch computes an fp32 ``F.linear`` on a CPU with MKL's sgemm. On an AMD EPYC, o
 kernels (already in every x86 torch build, reached through
 ``torch.ops.mkldnn._linear_pointwise``, the op inductor uses for frozen inference weights) ran
 the Transformer's shapes 1.4-1.8x faster: 8000 x 256 @ 256 x 256 114 -> 182 GFLOP/s,
-8000 x 1024 @ 1024 x 256 115 -> 200. On an Intel Xeon MKL was the faster, so the default
-(``use_onednn("auto")``) routes fp32 through oneDNN on AMD CPUs only. Same fp32 arithmetic
+8000 x 1024 @ 1024 x 256 115 -> 200. On an Intel Xeon MKL trained faster, so by default
+(``use_onednn("auto")``) fp32 calls outside a search's packed weights go through oneDNN on AMD
+CPUs only. Same fp32 arithmetic
 (products and sums in fp32), only the summation order differs (relative differences ~1e-6).
 
 ``Linear`` is an ``nn.Linear`` (same parameters, same state dict) whose forward takes that
@@ -61,10 +62,11 @@ def _cpu_vendor() -> str:
 
 
 def fp32_onednn_by_default() -> bool:
-    """Whether ``"auto"`` routes fp32 matmuls through oneDNN: on AMD CPUs, where MKL's sgemm was
-    the slower (the fp32 training step 1.13x and beam search 1.13x faster through oneDNN on an
-    AMD EPYC); not on Intel ones, where MKL was the faster (0.98x and 0.97x through oneDNN on a
-    Xeon with AMX, ``outputs/measured/2026-12-07_s19_intel``), nor on CPUs not measured."""
+    """Whether ``"auto"`` routes fp32 matmuls outside a search's packed weights (training, an
+    encoder) through oneDNN: on AMD CPUs, where MKL's sgemm was the slower (the fp32 training
+    step 1.13x faster through oneDNN on an AMD EPYC); not on Intel ones, where MKL was the
+    faster (the training step 1.02x through MKL on a Xeon with AMX,
+    ``outputs/measured/2026-12-07_s19_intel``), nor on CPUs not measured."""
     return _cpu_vendor() == "AuthenticAMD"
 
 
@@ -75,9 +77,10 @@ _fp32 = False  # fp32 matmuls go through oneDNN, not F.linear
 
 def use_onednn(mode: bool | str = "auto") -> bool:
     """Choose how CPU linear layers run: ``True`` routes fp32 ones through oneDNN and packs the
-    weights of a search (fp32 and bf16); ``False`` leaves everything to ``F.linear``;
-    ``"auto"`` packs the weights of a search and routes fp32 through oneDNN where that measured
-    faster (:func:`fp32_onednn_by_default`). Returns whether fp32 layers now take oneDNN (never
+    weights of a search (fp32 and bf16, :func:`packed_weights`); ``False`` leaves everything to
+    ``F.linear``; ``"auto"`` packs the weights of a search as ``True`` does, and routes the
+    other fp32 calls (training, an encoder) through oneDNN only where that measured faster
+    (:func:`fp32_onednn_by_default`). Returns whether those fp32 calls now take oneDNN (never
     where it is not available)."""
     global _mode, _enabled, _fp32
     check_onednn_linear(mode)
@@ -227,8 +230,10 @@ def packed_weights() -> Iterator[None]:
     (the encoder's, the cross-attention's K/V) stay unpacked: packing them would cost more
     than it saves.
 
-    Only bf16 (autocast or bf16 weights) and, where fp32 goes through oneDNN, fp32 CPU calls
-    without gradients take it, with the oneDNN switch (:func:`use_onednn`) not off. Under bf16
+    Only fp32 and bf16 (autocast or bf16 weights) CPU calls without gradients take it, with
+    the oneDNN switch (:func:`use_onednn`) not off (packed, fp32 decoding was as fast as MKL
+    or faster on an Intel Xeon too: 1.01x for ``transformer_small``, 1.055x for the paper
+    base's beam search, ``outputs/measured/2026-12-07_s19_intel``). Under bf16
     autocast a biased layer may differ from autocast's ``F.linear`` by one bf16 rounding step
     (the bias is added in another order).
 
@@ -262,8 +267,6 @@ def _packed(
     ):
         return None
     dtype = matmul_dtype(x.device, x.dtype)
-    if dtype == torch.float32 and not _fp32:
-        return None  # fp32 matmuls stay with F.linear
     if dtype != torch.float32 and (dtype != torch.bfloat16 or not _packs_bf16):
         return None
     autocast = dtype != x.dtype or matmul_dtype(x.device, weight.dtype) != weight.dtype
