@@ -610,15 +610,15 @@ def section_flops(bench: Bench) -> None:
     import torch
 
     from attnlab.flops import training_flops
-    from attnlab.models.linear import onednn_enabled
+    from attnlab.models.linear import onednn_available
 
     cfg = bench.cfg
     dtype = torch.bfloat16 if bench.bf16 else torch.float32
     precision = "bf16" if bench.bf16 else "fp32"
-    # fp32 on a CPU: oneDNN's kernels (which attnlab's linear layers use) can beat torch.mm's
-    # BLAS; the machine's peak is the best of both, or MFU would be flattered.
+    # fp32 on a CPU: oneDNN's kernels (which attnlab's linear layers may use) can beat
+    # torch.mm's BLAS; the machine's peak is the best of both, or MFU would be flattered.
     backends = ["torch"]
-    if not bench.bf16 and bench.device.type == "cpu" and onednn_enabled():
+    if not bench.bf16 and bench.device.type == "cpu" and onednn_available():
         backends.append("onednn")
     # The best rate over several sizes: which size runs fastest differs between machines (on
     # one, 512^2 ran at 165 GFLOP/s and 2048^2 at 125-149), and a low peak would flatter MFU.
