@@ -291,3 +291,44 @@ def test_a_bad_mode_names_the_config_key():
 
     with pytest.raises(ConfigError, match="onednn_linear: must be true, false or auto, got 'on'"):
         L.use_onednn("on")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bf16", [False, True])
+def test_relu_fused_into_a_packed_matmul_gives_f_relu_of_f_linear(onednn_on, count_packing, bf16):
+    if bf16 and not L._packs_bf16:
+        pytest.skip("no oneDNN bf16 here")
+    torch.manual_seed(0)
+    layer = L.Linear(32, 64)
+    x = torch.randn(6, 1, 32)
+    activations = []
+    real = L._linear_pointwise
+
+    def spying(*args):
+        activations.append(args[3])
+        return real(*args)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        want = F.relu(F.linear(x, layer.weight, layer.bias))
+        with torch.no_grad(), L.packed_weights(), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(L, "_linear_pointwise", spying)
+            got = [layer.forward_relu(x) for _ in range(3)]
+    assert activations[-2:] == ["relu", "relu"]  # packed from the second call, ReLU fused
+    tolerance = 1e-2 if bf16 else 1e-5
+    for out in got:
+        assert out.dtype == want.dtype and (out >= 0).all()
+        torch.testing.assert_close(out, want, rtol=tolerance, atol=tolerance)
+
+
+def test_forward_relu_outside_a_scope_and_with_hooks_is_the_plain_call():
+    layer = L.Linear(8, 16)
+    x = torch.randn(5, 8, requires_grad=True)
+    out = layer.forward_relu(x)
+    torch.testing.assert_close(out, F.relu(layer(x)))
+    out.sum().backward()  # and gradients flow as through F.relu
+    assert x.grad is not None
+    seen = []
+    layer.register_forward_hook(lambda *_: seen.append(True))
+    with torch.no_grad(), L.packed_weights():
+        layer.forward_relu(x), layer.forward_relu(x)
+    assert seen == [True, True]

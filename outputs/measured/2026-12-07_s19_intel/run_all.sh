@@ -38,3 +38,9 @@ REPEATS=8 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py model=t
 # at 336add9, the session's last code change: the default command with both models
 attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_final_32-true.json > $D/bench_final_32-true.log 2>&1
 attnlab-bench steps=8 warmup=2 beam.repeats=5 precision=bf16-mixed output=$D/bench_final_bf16-mixed.json > $D/bench_final_bf16-mixed.log 2>&1
+# the feed-forward ReLU fused into the packed matmul (after 2913547), A/B and the paper base's bf16 beam
+python $D/ab_fused_relu.py bf16 8 model=transformer > $D/ab_fused_relu_base_bf16.log 2>&1
+python $D/ab_fused_relu.py 12 > $D/ab_fused_relu_small_fp32.log 2>&1
+python $D/ab_fused_relu.py 8 model=transformer > $D/ab_fused_relu_base_fp32.log 2>&1
+python $D/ab_fused_relu.py bf16 12 > $D/ab_fused_relu_small_bf16.log 2>&1
+attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_base_beam_relu_bf16-mixed.json > $D/bench_base_beam_relu_bf16-mixed.log 2>&1

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from attnlab.config_errors import require
@@ -41,7 +40,7 @@ class PositionwiseFeedForward(nn.Module):
         self.activation_dropout = activation_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = dropout(F.relu(self.w_1(x)), self.activation_dropout, self.training)
+        hidden = dropout(self.w_1.forward_relu(x), self.activation_dropout, self.training)
         return self.w_2(hidden)
 
 
