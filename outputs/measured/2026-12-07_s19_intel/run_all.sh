@@ -35,7 +35,7 @@ REPEATS=6 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py model=t
 REPEATS=12 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py > $D/ab_beam_onednn_fp32_12.log 2>&1
 attnlab-bench model=transformer sections=[beam] beam.repeats=5 output=$D/bench_beam_auto2_32-true.json > $D/bench_beam_auto2_32-true.log 2>&1
 REPEATS=8 python outputs/measured/2026-12-03_s16_train/ab_beam_onednn.py model=transformer > $D/ab_beam_onednn_base_fp32_8.log 2>&1
-# at 336add9, the session's last code change: the default command with both models
+# at 336add9 (before the fused ReLU): the default command with both models
 attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_final_32-true.json > $D/bench_final_32-true.log 2>&1
 attnlab-bench steps=8 warmup=2 beam.repeats=5 precision=bf16-mixed output=$D/bench_final_bf16-mixed.json > $D/bench_final_bf16-mixed.log 2>&1
 # the feed-forward ReLU fused into the packed matmul (after 2913547), A/B and the paper base's bf16 beam
