@@ -44,3 +44,6 @@ python $D/ab_fused_relu.py 12 > $D/ab_fused_relu_small_fp32.log 2>&1
 python $D/ab_fused_relu.py 8 model=transformer > $D/ab_fused_relu_base_fp32.log 2>&1
 python $D/ab_fused_relu.py bf16 12 > $D/ab_fused_relu_small_bf16.log 2>&1
 attnlab-bench model=transformer '~model@extra_models.base' sections=[beam] beam.repeats=10 precision=bf16-mixed output=$D/bench_base_beam_relu_bf16-mixed.json > $D/bench_base_beam_relu_bf16-mixed.log 2>&1
+# at 154c79a, the session's last code change: the default command with both models
+attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_head_32-true.json > $D/bench_head_32-true.log 2>&1
+attnlab-bench steps=8 warmup=2 beam.repeats=5 precision=bf16-mixed output=$D/bench_head_bf16-mixed.json > $D/bench_head_bf16-mixed.log 2>&1
