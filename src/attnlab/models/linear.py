@@ -6,8 +6,8 @@ kernels (already in every x86 torch build, reached through
 the Transformer's shapes 1.4-1.8x faster: 8000 x 256 @ 256 x 256 114 -> 182 GFLOP/s,
 8000 x 1024 @ 1024 x 256 115 -> 200. On an Intel Xeon MKL trained faster, so by default
 (``use_onednn("auto")``) fp32 calls outside a search's packed weights go through oneDNN on AMD
-CPUs only. Same fp32 arithmetic
-(products and sums in fp32), only the summation order differs (relative differences ~1e-6).
+CPUs only. Same fp32 arithmetic (products and sums in fp32), only the summation order differs
+(relative differences ~1e-6).
 
 ``Linear`` is an ``nn.Linear`` (same parameters, same state dict) whose forward takes that
 path for fp32 CPU inputs (and, inside a :func:`packed_weights` scope without gradients, for
@@ -104,10 +104,14 @@ use_onednn("auto")
 
 
 def linear_onednn(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    activation: str = "none",
 ) -> torch.Tensor:
-    """``x @ weight^T + bias`` by oneDNN (CPU tensors; no autograd): the bench's peak uses it."""
-    return _linear_pointwise(x, weight, bias, "none", [], "")
+    """``x @ weight^T + bias`` by oneDNN (CPU tensors; no autograd), then oneDNN's post-op
+    ``activation`` ("none" or "relu"): the bench's peak uses it."""
+    return _linear_pointwise(x, weight, bias, activation, [], "")
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -231,11 +235,11 @@ def packed_weights() -> Iterator[None]:
     than it saves.
 
     Only fp32 and bf16 (autocast or bf16 weights) CPU calls without gradients take it, with
-    the oneDNN switch (:func:`use_onednn`) not off (packed, fp32 decoding was as fast as MKL
-    or faster on an Intel Xeon too: 1.01x for ``transformer_small``, 1.055x for the paper
-    base's beam search, ``outputs/measured/2026-12-07_s19_intel``). Under bf16
-    autocast a biased layer may differ from autocast's ``F.linear`` by one bf16 rounding step
-    (the bias is added in another order).
+    the oneDNN switch (:func:`use_onednn`) not off. On an Intel Xeon, where MKL trains
+    faster, packed fp32 beam search was still 1.05x faster than MKL for the paper base and
+    1.01-1.04x slower for ``transformer_small`` (``outputs/measured/2026-12-07_s19_intel``).
+    Under bf16 autocast a biased layer may differ from autocast's ``F.linear`` by one bf16
+    rounding step (the bias is added in another order).
 
     Open it around one search, as ``greedy_search`` and ``beam_search`` do. Weights must not
     change inside it: a scope held across an optimizer step, an EMA swap or a checkpoint load
@@ -297,7 +301,7 @@ def _linear_packed(
     if packed is None:
         return None
     weight_packed, bias_cast, dtype = packed
-    return _linear_pointwise(x.to(dtype), weight_packed, bias_cast, activation, [], "")
+    return linear_onednn(x.to(dtype), weight_packed, bias_cast, activation)
 
 
 def linear_relu(
