@@ -38,7 +38,10 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels.c")
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"]
+# -fno-trapping-math: without AVX-512's masks GCC 12 will not vectorise the compare-and-select in
+# the exp loops unless it may ignore FP exceptions (which nothing here reads); on an AVX2-only
+# Zen 3 the log-softmax kernel ran 3x slower without it (5.1 against 1.7 ms for [256, 8000]).
+FLAGS = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared"]
 _DTYPES = (torch.float32, torch.bfloat16)
 
 _enabled = True
