@@ -2,27 +2,40 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attnlab import native
 from attnlab.losses import LabelSmoothedCrossEntropy
 
 PAD = 0
 
 
-def logits_and_target(dtype=torch.float32):
+@pytest.fixture(params=["native", "pytorch"])
+def path(request):
+    """Each loss test runs on both paths: the native kernels (where a C compiler built them)
+    and PyTorch's log_softmax."""
+    if request.param == "native" and not native.available():
+        pytest.skip("no C compiler: the native kernels could not be built")
+    native.use_native_kernels(request.param == "native")
+    yield request.param
+    native.use_native_kernels(True)
+
+
+def logits_and_target(dtype=torch.float32, vocab=50):
     torch.manual_seed(0)
-    logits = (3 * torch.randn(4, 7, 50)).to(dtype).requires_grad_()
-    target = torch.randint(1, 50, (4, 7))
+    logits = (3 * torch.randn(4, 7, vocab)).to(dtype).requires_grad_()
+    target = torch.randint(1, vocab, (4, 7))
     target[0, 5:] = PAD  # padding rows contribute nothing
     target[2, 3:] = PAD
     return logits, target
 
 
+@pytest.mark.parametrize("vocab", [50, 8003])
 @pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.3])
-def test_loss_and_gradient_equal_torch_cross_entropy(epsilon):
-    logits, target = logits_and_target()
+def test_loss_and_gradient_equal_torch_cross_entropy(path, epsilon, vocab):
+    logits, target = logits_and_target(vocab=vocab)
     loss, nll = LabelSmoothedCrossEntropy(epsilon, ignore_index=PAD)(logits, target)
     (grad,) = torch.autograd.grad(loss * 0.5, logits)
 
-    flat, flat_target = logits.view(-1, 50), target.view(-1)
+    flat, flat_target = logits.view(-1, vocab), target.view(-1)
     expected = F.cross_entropy(
         flat, flat_target, ignore_index=PAD, label_smoothing=epsilon, reduction="sum"
     )
@@ -35,7 +48,7 @@ def test_loss_and_gradient_equal_torch_cross_entropy(epsilon):
     assert not nll.requires_grad and grad[0, 5:].abs().sum() == 0
 
 
-def test_bf16_logits_get_a_bf16_gradient_computed_in_fp32():
+def test_bf16_logits_get_a_bf16_gradient_computed_in_fp32(path):
     logits, target = logits_and_target(torch.bfloat16)
     criterion = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)
     loss, _ = criterion(logits, target)
@@ -49,9 +62,31 @@ def test_bf16_logits_get_a_bf16_gradient_computed_in_fp32():
     torch.testing.assert_close(logits.grad, as_fp32.grad.bfloat16())
 
 
-def test_a_second_backward_is_refused_not_silently_wrong():
+def test_a_second_backward_is_refused_not_silently_wrong(path):
     logits, target = logits_and_target()
     loss, _ = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)(logits, target)
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="back-propagated twice"):
         loss.backward()
+
+
+def test_a_target_outside_the_vocabulary_is_an_error_on_both_paths(path):
+    logits, target = logits_and_target()
+    target[1, 2] = 50  # one past the last token
+    with pytest.raises((IndexError, RuntimeError), match="out of bounds|index"):
+        LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)(logits, target)
+
+
+def test_the_native_path_is_the_one_taken_where_the_kernels_are_built(monkeypatch):
+    if not native.available():
+        pytest.skip("no C compiler: the native kernels could not be built")
+    calls = []
+    kernel = native.smoothed_cross_entropy
+    monkeypatch.setattr(native, "smoothed_cross_entropy", lambda *a: calls.append(1) or kernel(*a))
+    logits, target = logits_and_target()
+    loss, _ = LabelSmoothedCrossEntropy(0.1, ignore_index=PAD)(logits, target)
+    assert (
+        calls
+        and native.smoothed_cross_entropy(logits.detach().view(-1, 50), target.view(-1), 0.1, PAD)
+        is not None
+    )

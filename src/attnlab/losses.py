@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnlab import native
 from attnlab.config_errors import require
 
 
@@ -96,6 +97,11 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     is 3 passes over memory and no new buffer, where autograd's gather, mean and log-softmax
     backwards and their sum take 7 and three temporaries. Forward + backward on 4,000 x 8,000
     logits, 2 threads: 89 ms vs 120 ms (about 1% of a training step), at a lower peak memory.
+
+    On a CPU with the native kernels built (attnlab/native), forward and backward run there
+    instead: per row the log of the sum of exps, then the gradient straight from the saved
+    logits, never writing the log-probs. [7553, 8000] fp32 logits on an AVX2 Zen 3, 2 threads:
+    forward 27 vs 70 ms, backward 23 vs 68 ms; the training step 1.049x (interleaved, 16 steps).
     Returns (loss, NLL sum); the NLL (for perplexity) carries no gradient.
     """
 
@@ -103,6 +109,18 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     def forward(
         ctx: Any, logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.epsilon = epsilon
+        ctx.logits_dtype = logits.dtype
+        ctx.used = False
+        fused = native.smoothed_cross_entropy(logits, target, epsilon, ignore_index)
+        if fused is not None:
+            lse, nll_per_row, loss_per_row = fused
+            nll = nll_per_row.sum()
+            loss = loss_per_row.sum() if epsilon > 0.0 else nll.clone()
+            keep = (target != ignore_index).to(torch.float32)
+            ctx.save_for_backward(logits, target, keep, lse)
+            ctx.mark_non_differentiable(nll)
+            return loss, nll
         lprobs = F.log_softmax(logits.float(), dim=-1)
         keep = (target != ignore_index).to(lprobs.dtype)
         nll_per_row = -lprobs.gather(1, target[:, None]).squeeze(1)
@@ -113,9 +131,6 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         else:
             loss = nll.clone()
         ctx.save_for_backward(lprobs, target, keep)
-        ctx.epsilon = epsilon
-        ctx.logits_dtype = logits.dtype
-        ctx.used = False
         ctx.mark_non_differentiable(nll)
         return loss, nll
 
@@ -127,8 +142,17 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         if ctx.used:
             raise RuntimeError("the label-smoothed loss cannot be back-propagated twice")
         ctx.used = True
-        lprobs, target, keep = ctx.saved_tensors
         epsilon = ctx.epsilon
+        if len(ctx.saved_tensors) == 4:  # the native forward's: logits, not log-probs
+            logits, target, keep, lse = ctx.saved_tensors
+            grad = native.smoothed_cross_entropy_grad(
+                logits, target, lse, keep * grad_loss, epsilon
+            )
+            if grad is not None:
+                return grad, None, None, None
+            lprobs = (logits.float() - lse[:, None]).contiguous()
+        else:
+            lprobs, target, keep = ctx.saved_tensors
         row_weight = keep * grad_loss
         grad = lprobs.exp_()
         if epsilon > 0.0:

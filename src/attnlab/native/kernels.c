@@ -259,3 +259,71 @@ void attention(const void *query, const void *key, const void *value, const uint
     free(scores);
   }
 }
+
+/* ------------------------------------------------ label-smoothed cross entropy (training) */
+
+/* Per row r of `logits` [rows, V] (fp32 or bf16) with target t = target[r]: the log of the sum
+ * of exps `lse[r]` and, where t != ignore, nll[r] = lse - x_t and loss[r] = (1 - eps) * nll +
+ * eps * (lse - mean(x)); both 0 where t == ignore. Two reads of the row (its max and sum, then
+ * its exps), where log_softmax, gather and mean take four and write [rows, V]. */
+void smoothed_ce_forward(const void *logits, int bf16, int64_t rows, int64_t vocab,
+                         const int64_t *target, int64_t ignore, float eps, float *lse,
+                         float *nll, float *loss, int threads) {
+#pragma omp parallel num_threads(threads)
+  {
+    float *scratch = bf16 ? (float *)malloc(sizeof(float) * vocab) : NULL;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *x = as_float((const char *)logits + r * vocab * (bf16 ? 2 : 4), bf16, vocab,
+                                scratch);
+      float max = -INFINITY, total = 0.f;
+#pragma omp simd reduction(max : max) reduction(+ : total)
+      for (int64_t j = 0; j < vocab; ++j) {
+        max = x[j] > max ? x[j] : max;
+        total += x[j];
+      }
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < vocab; ++j) sum += exp_nonpositive(x[j] - max);
+      lse[r] = max + logf(sum);
+      if (target[r] == ignore) {
+        nll[r] = loss[r] = 0.f;
+      } else {
+        nll[r] = lse[r] - x[target[r]];
+        loss[r] = (1.f - eps) * nll[r] + eps * (lse[r] - total / (float)vocab);
+      }
+    }
+    free(scratch);
+  }
+}
+
+/* The loss's gradient w.r.t. the logits, into grad [rows, V] (fp32 or bf16, as `grad_bf16`):
+ * weight[r] * (softmax(x_r) - eps / V - (1 - eps) * onehot(target[r])), from the forward's
+ * lse. Rows with weight 0 (ignored targets) get zeros. One read of the logits, one write. */
+void smoothed_ce_backward(const void *logits, int bf16, int64_t rows, int64_t vocab,
+                          const int64_t *target, const float *lse, const float *weight,
+                          float eps, void *grad, int grad_bf16, int threads) {
+#pragma omp parallel num_threads(threads)
+  {
+    float *scratch = (float *)malloc(sizeof(float) * vocab * (bf16 ? 2 : 1));
+    float *g = bf16 ? scratch + vocab : scratch;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      char *out = (char *)grad + r * vocab * (grad_bf16 ? 2 : 4);
+      float w = weight[r];
+      if (w == 0.f) {
+        memset(out, 0, vocab * (grad_bf16 ? 2 : 4));
+        continue;
+      }
+      const float *x = as_float((const char *)logits + r * vocab * (bf16 ? 2 : 4), bf16, vocab,
+                                scratch);
+      float *dst = grad_bf16 ? g : (float *)out;
+      float shift = lse[r], floor = eps / (float)vocab;
+#pragma omp simd
+      for (int64_t j = 0; j < vocab; ++j) dst[j] = (exp_nonpositive(x[j] - shift) - floor) * w;
+      dst[target[r]] -= (1.f - eps) * w;
+      if (grad_bf16) store_scaled(out, g, 1.f, 1, vocab);
+    }
+    free(scratch);
+  }
+}
