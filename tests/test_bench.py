@@ -105,10 +105,12 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
 def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path) -> None:
     from attnlab.bench import run
 
-    overrides = [*TINY, "sections=[train,flops]", "huggingface=false", "precision=bf16-mixed"]
+    # rnn: both LSTM variants train under bf16 autocast, also where oneDNN has no bf16 LSTM.
+    overrides = [*TINY, "sections=[train,rnn,flops]", "huggingface=false", "precision=bf16-mixed"]
     rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
     assert "flops/peak_bf16_matmul" in rows and "flops/peak_fp32_matmul" not in rows
     assert rows["mfu/model/attnlab"]["median"] > 0
+    assert rows["train/rnn/lstm"]["median"] > 0 and rows["train/rnn/attnlab"]["median"] > 0
     meta = json.loads((tmp_path / "bench.json").read_text())["meta"]
     assert meta["precision"] == "bf16-mixed"
 

@@ -140,3 +140,28 @@ def test_each_rnn_learns_to_reverse_sequences(make_cfg, family):
         )
     )
     assert metrics["test"]["test"]["exact_match"] >= 95.0
+
+
+def test_an_lstm_runs_in_fp32_under_bf16_autocast_where_onednn_has_no_bf16_lstm(monkeypatch):
+    """Without AVX-512 oneDNN has no bf16 LSTM and autocast's bf16 LSTM fails; there the LSTM
+    runs in fp32, exactly as it does without autocast, bf16 inputs included."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from attnlab.models import recurrent
+
+    monkeypatch.setattr(recurrent, "cpu_has_bf16_lstm", lambda: False)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(8, 6, num_layers=2, batch_first=True)
+    x = torch.randn(3, 5, 8).bfloat16().float()
+    hidden = (torch.randn(2, 3, 6).bfloat16().float(), torch.randn(2, 3, 6).bfloat16().float())
+    expected, (h, c) = lstm(x, hidden)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, (got_h, got_c) = recurrent.run_recurrent(
+            lstm, x.bfloat16(), tuple(t.bfloat16() for t in hidden)
+        )
+        packed = pack_padded_sequence(
+            x, torch.tensor([5, 2, 4]), batch_first=True, enforce_sorted=False
+        )
+        packed_out, _ = recurrent.run_recurrent(lstm, packed)
+    assert got.dtype == torch.float32 and packed_out.data.dtype == torch.float32
+    assert torch.equal(got, expected) and torch.equal(got_h, h) and torch.equal(got_c, c)

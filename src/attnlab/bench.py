@@ -373,6 +373,8 @@ def build_plain_lstm(node: DictConfig, vocab: int, device: Any, seed: int) -> nn
     from torch import nn
     from torch.nn.utils.rnn import pack_padded_sequence
 
+    from attnlab.models.recurrent import run_recurrent
+
     dirs = 2 if node.get("bidirectional", False) else 1
     hidden, embed_dim = node.hidden_size, node.embed_dim
     enc_layers, dec_layers = node.encoder_layers, node.decoder_layers
@@ -418,9 +420,13 @@ def build_plain_lstm(node: DictConfig, vocab: int, device: Any, seed: int) -> nn
             packed = pack_padded_sequence(
                 self.dropout(self.embed(src)), lengths, batch_first=True, enforce_sorted=False
             )
-            _, (h, c) = self.encoder(packed)
-            output, _ = self.decoder(
-                self.dropout(self.embed(tgt_in)), (self._bridge(h), self._bridge(c))
+            # run_recurrent: where oneDNN has no bf16 LSTM (no AVX-512), bf16 autocast fails
+            # in nn.LSTM; both RNN variants then run their LSTMs in fp32 alike.
+            _, (h, c) = run_recurrent(self.encoder, packed)
+            output, _ = run_recurrent(
+                self.decoder,
+                self.dropout(self.embed(tgt_in)),
+                (self._bridge(h), self._bridge(c)),
             )
             return self.output_proj(self.dropout(output))
 

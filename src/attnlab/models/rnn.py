@@ -28,6 +28,7 @@ from attnlab.models.copy import AlignmentCopy, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.linear import Linear
+from attnlab.models.recurrent import run_recurrent
 
 
 @dataclass
@@ -103,7 +104,7 @@ class RNNEncoder(nn.Module):
         embedded = dropout(embedded, self.dropout, self.training)
         lengths = (~pad_mask).sum(1).cpu()
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        outputs, final = self.rnn(packed)
+        outputs, final = run_recurrent(self.rnn, packed)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
         final = final if isinstance(final, tuple) else (final,)
         return dropout(outputs, self.dropout, self.training), final, pad_mask
@@ -403,7 +404,7 @@ class LuongRNN(_RNNSeq2Seq):
         # Input feeding (§3.3): the previous attentional vector joins the input, so the model
         # knows which source words it has already covered.
         inputs = torch.cat([embedded, state.feed], dim=-1) if self.input_feeding else embedded
-        output, (h, c) = self.decoder(inputs[:, None], state.hidden)
+        output, (h, c) = run_recurrent(self.decoder, inputs[:, None], state.hidden)
         top = output[:, 0]
         context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask)
         attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))
