@@ -1,6 +1,8 @@
-/* CPU kernels for beam search, called through ctypes (attnlab/native/__init__.py builds and
- * loads this file). Each fuses what ATen runs as several passes over memory: on a 2-core CPU a
- * beam search step streams more than the L3 cache holds, so passes, not FLOPs, set its time.
+/* CPU kernels for beam search and the training loss, called through ctypes
+ * (attnlab/native/__init__.py builds and loads this file). Each fuses what ATen runs as several
+ * passes over memory: on a 2-core CPU a beam search step streams more than the L3 cache holds,
+ * so passes, not FLOPs, set its time; the loss reads [tokens, V] logits, the largest tensor of
+ * a training step.
  *
  * Tensors arrive as raw pointers to contiguous data; the Python side checks shapes, dtypes and
  * layouts. Arithmetic is fp32 whatever the storage (fp32 or bf16). Threads: OpenMP, the same
