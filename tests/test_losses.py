@@ -90,3 +90,42 @@ def test_the_native_path_is_the_one_taken_where_the_kernels_are_built(monkeypatc
         and native.smoothed_cross_entropy(logits.detach().view(-1, 50), target.view(-1), 0.1, PAD)
         is not None
     )
+
+
+def test_an_ignore_index_outside_the_vocabulary_works_on_both_paths(path):
+    logits, target = logits_and_target()
+    target[target == PAD] = -100  # F.cross_entropy's default
+    loss, nll = LabelSmoothedCrossEntropy(0.1, ignore_index=-100)(logits, target)
+    (grad,) = torch.autograd.grad(loss, logits)
+    flat, flat_target = logits.view(-1, 50), target.view(-1)
+    expected = F.cross_entropy(flat, flat_target, label_smoothing=0.1, reduction="sum")
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_a_batch_of_only_ignored_tokens_gets_nan_gradients_not_a_crash(path):
+    """0 / 0 tokens: the upstream gradient is NaN, and reaches the ignored rows (0 * NaN), whose
+    target may lie anywhere (-100)."""
+    logits = torch.randn(3, 200, requires_grad=True)
+    target = torch.full((3,), -100)
+    loss, _ = LabelSmoothedCrossEntropy(0.1, ignore_index=-100)(logits, target)
+    (loss / (target != -100).sum()).backward()
+    assert loss.item() == 0 and torch.isnan(logits.grad).all()
+
+
+def test_switching_the_kernels_off_between_forward_and_backward_changes_nothing():
+    if not native.available():
+        pytest.skip("no C compiler: the native kernels could not be built")
+    logits, target = logits_and_target()
+    target[target == PAD] = -100
+    criterion = LabelSmoothedCrossEntropy(0.1, ignore_index=-100)
+    expected, _ = criterion(logits, target)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    loss, _ = criterion(logits, target)  # native forward
+    native.use_native_kernels(False)
+    try:
+        (grad,) = torch.autograd.grad(loss, logits)  # PyTorch backward from the saved logits
+    finally:
+        native.use_native_kernels(True)
+    torch.testing.assert_close(grad, expected_grad)

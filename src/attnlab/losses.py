@@ -87,6 +87,12 @@ class LabelSmoothedCrossEntropy(nn.Module):
         return loss, nll
 
 
+def _gatherable(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """``target`` with ``ignore_index`` (which may lie outside the vocabulary, as -100 does) as
+    token 0: those rows weigh nothing, but gather and scatter need an index in range."""
+    return target.masked_fill(target == ignore_index, 0)
+
+
 class _SmoothedCrossEntropy(torch.autograd.Function):
     """Label-smoothed cross entropy summed over non-padding rows, with a hand-written backward.
 
@@ -109,7 +115,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     def forward(
         ctx: Any, logits: torch.Tensor, target: torch.Tensor, epsilon: float, ignore_index: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.epsilon = epsilon
+        ctx.epsilon, ctx.ignore_index = epsilon, ignore_index
         ctx.logits_dtype = logits.dtype
         ctx.used = False
         fused = native.smoothed_cross_entropy(logits, target, epsilon, ignore_index)
@@ -123,6 +129,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
             return loss, nll
         lprobs = F.log_softmax(logits.float(), dim=-1)
         keep = (target != ignore_index).to(lprobs.dtype)
+        target = _gatherable(target, ignore_index)
         nll_per_row = -lprobs.gather(1, target[:, None]).squeeze(1)
         nll = (nll_per_row * keep).sum()
         if epsilon > 0.0:
@@ -151,6 +158,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
             if grad is not None:
                 return grad, None, None, None
             lprobs = (logits.float() - lse[:, None]).contiguous()
+            target = _gatherable(target, ctx.ignore_index)
         else:
             lprobs, target, keep = ctx.saved_tensors
         row_weight = keep * grad_loss

@@ -16,11 +16,17 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from attnlab.models.linear import matmul_dtype
+
 
 @functools.cache
 def cpu_has_bf16_lstm() -> bool:
-    """Whether oneDNN runs bf16 on this CPU (PyTorch's own test for its bf16 LSTM path)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Whether oneDNN runs bf16 on this CPU (PyTorch's own test for its bf16 LSTM path); a torch
+    built without oneDNN takes another LSTM path, which this does not concern."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return True
 
 
 def _fp32(value: Any) -> Any:
@@ -40,8 +46,7 @@ def run_recurrent(rnn: nn.Module, inputs: Any, hidden: Any = None) -> Any:
     if (
         isinstance(rnn, nn.LSTM)
         and device.type == "cpu"
-        and torch.is_autocast_enabled("cpu")
-        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and matmul_dtype(device, torch.float32) == torch.bfloat16  # CPU bf16 autocast is on
         and not cpu_has_bf16_lstm()
     ):
         with torch.autocast("cpu", enabled=False):

@@ -305,8 +305,8 @@ def _valid_targets(logits: torch.Tensor, target: torch.Tensor, ignore_index: int
     """Whether the loss kernels can take these: the kernels index rows by target unchecked."""
     if logits.dim() != 2 or target.shape != (logits.size(0),) or target.dtype != torch.long:
         return False
-    if target.device.type != "cpu" or not _applies(logits):
-        return False
+    if target.device.type != "cpu" or torch.compiler.is_compiling() or not _applies(logits):
+        return False  # (dynamo cannot trace the ctypes call: PyTorch's path, no graph break)
     inside = (target >= 0) & (target < logits.size(1))
     return bool((inside | (target == ignore_index)).all())
 

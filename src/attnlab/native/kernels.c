@@ -323,7 +323,8 @@ void smoothed_ce_backward(const void *logits, int bf16, int64_t rows, int64_t vo
       float shift = lse[r], floor = eps / (float)vocab;
 #pragma omp simd
       for (int64_t j = 0; j < vocab; ++j) dst[j] = (exp_nonpositive(x[j] - shift) - floor) * w;
-      dst[target[r]] -= (1.f - eps) * w;
+      /* A NaN or inf weight reaches ignored rows too (0 * inf); their target may be any index. */
+      if (target[r] >= 0 && target[r] < vocab) dst[target[r]] -= (1.f - eps) * w;
       if (grad_bf16) store_scaled(out, g, 1.f, 1, vocab);
     }
     free(scratch);
