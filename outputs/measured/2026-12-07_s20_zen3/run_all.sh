@@ -28,3 +28,8 @@ STEPS=16 python $D/ab_loss.py > $D/ab_loss_fp32.log 2>&1
 # clean-clone CI at e095ebd, then the default command again at e095ebd
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_e095ebd.log 2>&1
 attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_e095ebd_32-true.json > $D/bench_e095ebd_32-true.log 2>&1
+# after the review fixes (bd20fb4): clean-clone CI, two default epochs with and without the
+# native kernels, and the loss A/B at attnlab-train's 2,560-token batches
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_bd20fb4.log 2>&1
+bash $D/train_native_loss/command.sh > $D/train_native_loss/train.log 2>&1   # then copied metrics.json, config, csv
+STEPS=30 python $D/ab_loss.py max_tokens=2560 > $D/ab_loss_fp32_2560.log 2>&1
