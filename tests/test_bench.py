@@ -82,6 +82,17 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         assert 0 < row["min"] <= row["median"] <= row["max"], name
     assert rows["train/model/torch"]["ref"] == "train/model/attnlab"
     assert rows["train/model/torch"]["ratio"] > 0
+    # The per-step speedup: attnlab's tokens/s over torch's, step by step (same batches).
+    per_step = [
+        ours / theirs
+        for ours, theirs in zip(
+            rows["train/model/attnlab"]["samples"],
+            rows["train/model/torch"]["samples"],
+            strict=True,
+        )
+    ]
+    assert rows["speedup/model/torch"]["samples"] == pytest.approx(per_step)
+    assert "speedup/rnn/lstm" in rows
     # Both searches were forced to the same number of new tokens.
     assert not [n for n in written["notes"] if "unequal new tokens" in n]
     assert result["rows"].keys() == rows.keys()

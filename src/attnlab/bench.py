@@ -12,6 +12,8 @@ are honest. Each row is the median of its samples with their spread (IQR and min
   embeddings and the same label-smoothed loss. One group per Transformer config (``model``
   and every ``extra_models`` entry). ``precision=bf16-mixed`` runs every section under bf16
   autocast instead (as ``trainer.precision=bf16-mixed``), its MFU against a bf16 matmul peak.
+  A ``speedup/<group>/<variant>`` row gives attnlab's speed over each other variant step by
+  step (both on the same batch, back to back): steadier than the ratio of two medians.
 - ``rnn``: the same for attnlab's RNN (``rnn_model``) vs a plain ``nn.LSTM`` encoder-decoder of
   equal embedding size, hidden size and depth (no attention, no input feeding).
 - ``flops``: model FLOP/s by attnlab.flops' rule, 6 x weights x tokens, for every training row,
@@ -554,6 +556,13 @@ def compare_training(
             Row(f"train/{key}", "tokens/s", rates, None if key == ref else f"train/{ref}", note)
         )
         bench.train_runs.append(TrainRun(key, ref, per_token(v), tokens, seconds[v.name]))
+    # The ratio of two medians swings with whichever steps ran in a slow moment; the ratio taken
+    # step by step (both variants on the same batch, back to back) is the steadier figure.
+    first = variants[0].name
+    for v in variants[1:]:
+        speedup = [t / f for t, f in zip(seconds[v.name], seconds[first], strict=True)]
+        note = f"{first}'s speed over {v.name}'s, step by step on the same batch"
+        bench.add(Row(f"speedup/{group}/{v.name}", f"x {v.name}", speedup, None, note))
 
 
 def section_train(bench: Bench) -> None:
