@@ -33,3 +33,6 @@ attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_e095ebd_32-true.js
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_bd20fb4.log 2>&1
 bash $D/train_native_loss/command.sh > $D/train_native_loss/train.log 2>&1   # then copied metrics.json, config, csv
 STEPS=30 python $D/ab_loss.py max_tokens=2560 > $D/ab_loss_fp32_2560.log 2>&1
+# at 378380c (the bench's per-step speedup rows): clean-clone CI, then the small model's training
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_378380c.log 2>&1
+attnlab-bench '~model@extra_models.base' sections=[train,flops] steps=12 warmup=2 output=$D/bench_train_speedup_32-true.json > $D/bench_train_speedup_32-true.log 2>&1
