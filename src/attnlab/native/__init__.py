@@ -141,7 +141,7 @@ def _load() -> ctypes.CDLL | None:
             )
             library.smoothed_ce_forward.restype = None
             library.smoothed_ce_backward.argtypes = (
-                [p, c_int, i64, i64] + [p] * 3 + [ctypes.c_float, p, c_int, c_int]
+                [p, c_int, i64, i64] + [p] * 3 + [ctypes.c_float, p, c_int]
             )
             library.smoothed_ce_backward.restype = None
             _library = library
@@ -366,7 +366,6 @@ def smoothed_cross_entropy_grad(
         weight.data_ptr(),
         epsilon,
         grad.data_ptr(),
-        int(grad.dtype == torch.bfloat16),
         torch.get_num_threads(),
     )
     return grad

@@ -299,33 +299,33 @@ void smoothed_ce_forward(const void *logits, int bf16, int64_t rows, int64_t voc
   }
 }
 
-/* The loss's gradient w.r.t. the logits, into grad [rows, V] (fp32 or bf16, as `grad_bf16`):
+/* The loss's gradient w.r.t. the logits, into grad [rows, V] (stored as the logits are):
  * weight[r] * (softmax(x_r) - eps / V - (1 - eps) * onehot(target[r])), from the forward's
  * lse. Rows with weight 0 (ignored targets) get zeros. One read of the logits, one write. */
 void smoothed_ce_backward(const void *logits, int bf16, int64_t rows, int64_t vocab,
                           const int64_t *target, const float *lse, const float *weight,
-                          float eps, void *grad, int grad_bf16, int threads) {
+                          float eps, void *grad, int threads) {
+  const int64_t elem = bf16 ? 2 : 4;
 #pragma omp parallel num_threads(threads)
   {
-    float *scratch = (float *)malloc(sizeof(float) * vocab * (bf16 ? 2 : 1));
-    float *g = bf16 ? scratch + vocab : scratch;
+    /* bf16: the row as fp32, then its gradient in fp32 before rounding; fp32 needs neither. */
+    float *scratch = bf16 ? (float *)malloc(sizeof(float) * vocab * 2) : NULL;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      char *out = (char *)grad + r * vocab * (grad_bf16 ? 2 : 4);
+      char *out = (char *)grad + r * vocab * elem;
       float w = weight[r];
       if (w == 0.f) {
-        memset(out, 0, vocab * (grad_bf16 ? 2 : 4));
+        memset(out, 0, vocab * elem);
         continue;
       }
-      const float *x = as_float((const char *)logits + r * vocab * (bf16 ? 2 : 4), bf16, vocab,
-                                scratch);
-      float *dst = grad_bf16 ? g : (float *)out;
+      const float *x = as_float((const char *)logits + r * vocab * elem, bf16, vocab, scratch);
+      float *dst = bf16 ? scratch + vocab : (float *)out;
       float shift = lse[r], floor = eps / (float)vocab;
 #pragma omp simd
       for (int64_t j = 0; j < vocab; ++j) dst[j] = (exp_nonpositive(x[j] - shift) - floor) * w;
       /* A NaN or inf weight reaches ignored rows too (0 * inf); their target may be any index. */
       if (target[r] >= 0 && target[r] < vocab) dst[target[r]] -= (1.f - eps) * w;
-      if (grad_bf16) store_scaled(out, g, 1.f, 1, vocab);
+      if (bf16) store_scaled(out, dst, 1.f, 1, vocab);
     }
     free(scratch);
   }
