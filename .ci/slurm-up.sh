@@ -20,7 +20,7 @@ munge -n | unmunge | grep -q Success
 
 host=$(hostname)
 memory_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
-mkdir -p /etc/slurm /var/spool/slurmd /var/spool/slurmctld
+mkdir -p /etc/slurm /var/spool/slurmd /var/spool/slurmctld /var/log/slurm
 cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=local
 SlurmctldHost=$host
@@ -30,6 +30,8 @@ TaskPlugin=task/none
 ReturnToService=2
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
 SlurmdSpoolDir=/var/spool/slurmd
 StateSaveLocation=/var/spool/slurmctld
 SlurmUser=root
