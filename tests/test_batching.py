@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import numpy as np
@@ -372,21 +371,6 @@ def test_resume_with_fewer_replicas_skips_no_untrained_batch() -> None:
         for r in range(2)
     ]
     assert remaining == [rank[6:] for rank in uninterrupted]
-
-
-# ------------------------------------------------------------------------------- performance
-def test_thirty_thousand_examples_batch_in_well_under_100ms() -> None:
-    lengths = sentence_lengths(30_000, seed=1)
-    sampler = TokenBudgetBatchSampler(lengths, 4096, seed=0)
-    best = float("inf")
-    for epoch in range(3):
-        sampler.set_epoch(epoch)
-        t0 = time.perf_counter()
-        n = len(sampler)  # builds the epoch's plan
-        first = next(iter(sampler))
-        best = min(best, time.perf_counter() - t0)
-    assert n > 0 and first
-    assert best < 0.1
 
 
 def test_lightning_advances_the_epoch_so_batches_are_reshuffled():

@@ -67,6 +67,7 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         "padding/source_tensors",
         "padding/target_tensors",
         "padding/random_fixed_size",
+        "data/epoch_plan",
         "data/loader",
         "data/train_step",
     ]
@@ -109,6 +110,7 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         "padding/source_tensors",
         "padding/target_tensors",
         "padding/random_fixed_size",
+        "data/epoch_plan",
     }
     assert all(r > 0 for r in compared.values())
 

@@ -24,7 +24,8 @@ are honest. Each row is the median of its samples with their spread (IQR and min
 - ``greedy_cache``: attnlab greedy search with its KV cache vs re-running the teacher-forced
   decoder over the whole prefix at every step.
 - ``padding``: padding share of attnlab's token-budget batches on the real training data vs
-  fixed-size random batches of the same mean sentence count.
+  fixed-size random batches of the same mean sentence count, and the milliseconds it takes to
+  plan an epoch of those batches (``data/epoch_plan``).
 - ``data``: batches/s the DataModule's train dataloader produces vs steps/s training consumes.
 
 All figures go to ``output`` (JSON); ``compare=old.json`` prints new/old for every row.
@@ -859,8 +860,12 @@ def section_padding(bench: Bench) -> None:
         tie_break=split.tie_break(),
     )
     tensors: dict[str, list[float]] = {"source": [], "target": []}
+    plan_ms = []
     for epoch in range(bench.cfg.padding.epochs):
         sampler.set_epoch(epoch)
+        started = time.perf_counter()
+        len(sampler)  # shuffles, buckets and cuts the epoch into batches
+        plan_ms.append(1e3 * (time.perf_counter() - started))
         budget.append(100 * sampler.padding_fraction())
         sizes.append(len(lengths) / len(sampler))
         for side, share in tensor_padding(split, sampler).items():
@@ -885,6 +890,8 @@ def section_padding(bench: Bench) -> None:
             f"{size} sentences per batch (the token-budget mean)",
         )
     )
+    note = f"planning an epoch's token-budget batches of {len(lengths)} pairs"
+    bench.add(Row("data/epoch_plan", "ms", plan_ms, note=note))
 
 
 def endless(loader: Any) -> Any:
