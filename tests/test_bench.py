@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import mmap
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ TINY = [
     "max_len=8",
     "batches=2",
     "warmup=1",
+    "warmup_max=2",
     "steps=2",
     "peak.sizes=[64]",
     "peak.repeats=2",
@@ -38,6 +40,50 @@ TINY = [
     "data_loading.warmup=1",
     "data_loading.batches=2",
 ]
+
+
+def touch_fresh_pages(pages: int) -> None:
+    """Write to ``pages`` pages of a new anonymous mapping: one minor fault each."""
+    size = pages * mmap.PAGESIZE
+    with mmap.mmap(-1, size) as memory:
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):  # 4 KiB pages, not 2 MiB ones
+            memory.madvise(mmap.MADV_NOHUGEPAGE)
+        for offset in range(0, size, mmap.PAGESIZE):
+            memory[offset] = 1
+
+
+def growing_for(calls_that_fault: int):
+    """A bench contender whose first calls take fresh memory, as a heap still growing does."""
+    from attnlab.bench import SETTLED_FAULTS
+
+    calls = {"steady": 0, "growing": 0}
+
+    def run(name: str, round_index: int) -> int:
+        calls[name] += 1
+        if name == "growing" and calls[name] <= calls_that_fault:
+            touch_fresh_pages(4 * SETTLED_FAULTS)
+        return round_index
+
+    return run
+
+
+def test_the_warm_up_lasts_while_a_variant_still_takes_fresh_memory() -> None:
+    import torch
+
+    from attnlab.bench import interleave, minor_page_faults
+
+    if minor_page_faults() is None:
+        pytest.skip("this platform does not count page faults")
+    cpu = torch.device("cpu")
+    # Four rounds fault, the fifth is the first settled one: timing starts after it.
+    timing = interleave(["steady", "growing"], 1, 3, growing_for(4), cpu, max_warmup=8)
+    assert timing.warmup == 5
+    assert {name: len(s) for name, s in timing.seconds.items()} == {"steady": 3, "growing": 3}
+    assert timing.last == {"steady": 7, "growing": 7}  # the timed rounds were 5, 6 and 7
+    # No more than max_warmup rounds, and never fewer than warmup.
+    assert interleave(["steady", "growing"], 1, 2, growing_for(4), cpu, max_warmup=3).warmup == 3
+    assert interleave(["steady", "growing"], 2, 2, growing_for(0), cpu, max_warmup=8).warmup == 2
+    assert interleave(["steady", "growing"], 2, 2, growing_for(9), cpu).warmup == 2
 
 
 def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(

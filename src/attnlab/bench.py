@@ -159,22 +159,63 @@ def timed(fn: Callable[[], Any], device: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+SETTLED_FAULTS = 1024  # minor page faults (4 KiB each) a warm call may still take
+
+
+def minor_page_faults() -> int | None:
+    """This process's minor page faults so far (None where the platform does not count them)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@dataclass
+class Interleaved:
+    seconds: dict[str, list[float]]  # per name, one per timed round
+    last: dict[str, Any]  # each name's last result
+    warmup: int  # untimed rounds run first
+
+
 def interleave(
-    names: list[str], warmup: int, rounds: int, run: Callable[[str, int], Any], device: Any
-) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    names: list[str],
+    warmup: int,
+    rounds: int,
+    run: Callable[[str, int], Any],
+    device: Any,
+    max_warmup: int | None = None,
+) -> Interleaved:
     """Seconds of ``run(name, round)`` per name over ``rounds`` timed rounds (after ``warmup``
     untimed ones), the names taking turns call by call so a drift in machine speed hits them all
     alike. The first name rotates every round, so none always runs with the warmest caches.
-    Returns the seconds and each name's last result."""
+
+    The warm-up goes on, up to ``max_warmup`` rounds, while any name's call of the last round
+    still took more than ``SETTLED_FAULTS`` page faults: its heap was still growing into fresh
+    memory, a one-off cost that falls on one variant and not another. (transformers' Marian took
+    48-184k faults in each of its first five training steps on the bench's batches, 92-113 ms of
+    them in its loss gradient alone; attnlab had none after its first: loss_page_faults.log in
+    outputs/measured/2026-12-07_s21_zen3.) At least ``warmup`` rounds run, a settled one last."""
+    max_warmup = warmup if max_warmup is None else max(warmup, max_warmup)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     last: dict[str, Any] = {}
-    for r in range(warmup + rounds):
+    warmed, warming, r = 0, warmup > 0, 0
+    while len(seconds[names[0]]) < rounds:
         shift = r % len(names)
+        took, settled = {}, True
         for name in names[shift:] + names[:shift]:
-            elapsed, last[name] = timed(functools.partial(run, name, r), device)
-            if r >= warmup:
-                seconds[name].append(elapsed)
-    return seconds, last
+            faults = minor_page_faults()
+            took[name], last[name] = timed(functools.partial(run, name, r), device)
+            if faults is not None and minor_page_faults() - faults > SETTLED_FAULTS:
+                settled = False
+        if warming:
+            warmed += 1
+            warming = warmed < warmup or (not settled and warmed < max_warmup)
+        else:
+            for name in names:
+                seconds[name].append(took[name])
+        r += 1
+    return Interleaved(seconds, last, warmed)
 
 
 # ----------------------------------------------------------------------------------- batches
@@ -539,20 +580,22 @@ def compare_training(
     batches = [to_device(b, bench.device) for b in batches]
     criterion = criterion_for(cfg)
     by_name = {v.name: v for v in variants}
-    seconds, _ = interleave(
+    timing = interleave(
         list(by_name),
         cfg.warmup,
         cfg.steps,
         lambda name, r: train_step(by_name[name], batches[r % len(batches)], criterion),
         bench.device,
+        max_warmup=cfg.warmup_max,
     )
-    steps = range(cfg.warmup, cfg.warmup + cfg.steps)
+    seconds = timing.seconds
+    steps = range(timing.warmup, timing.warmup + cfg.steps)
     tokens = [token_counts(batches[r % len(batches)]) for r in steps]
     ref = f"{group}/{variants[0].name}"
     for v in variants:
         key = f"{group}/{v.name}"
         rates = [(s + t) / sec for (s, t), sec in zip(tokens, seconds[v.name], strict=True)]
-        note = f"{n_params(v.model) / 1e6:.2f}M params"
+        note = f"{n_params(v.model) / 1e6:.2f}M params; {timing.warmup} warm-up steps"
         bench.add(
             Row(f"train/{key}", "tokens/s", rates, None if key == ref else f"train/{ref}", note)
         )
@@ -727,20 +770,22 @@ def compare_decoding(
     settings: DictConfig,
 ) -> None:
     """Time the contenders in turn; add a sentences/s row each (ratio to the first)."""
-    seconds, produced = interleave(
+    timing = interleave(
         list(contenders),
         settings.warmup,
         settings.repeats,
         lambda name, r: contenders[name](),
         bench.device,
+        max_warmup=bench.cfg.warmup_max,
     )
+    seconds, produced = timing.seconds, timing.last
     if len(set(produced.values())) > 1:
         bench.note(f"{section}: unequal new tokens per sentence {produced}; ratios are off")
     first = next(iter(contenders))
     for name in contenders:
         rates = [settings.batch_size / s for s in seconds[name]]
         ref = None if name == first else f"{section}/{first}"
-        note = f"batch {settings.batch_size}, {produced[name]} new tokens"
+        note = f"batch {settings.batch_size}, {produced[name]} new tokens; {timing.warmup} warm-up"
         bench.add(Row(f"{section}/{name}", "sentences/s", rates, ref, note))
 
 

@@ -3,7 +3,7 @@ vs the batch split in two halves searched at once by two Python threads, 1 intra
 
     python outputs/measured/2026-12-07_s21_zen3/split_probe.py [hydra overrides...]
 """
-import os, sys, threading, time
+import dataclasses, os, statistics, sys, threading, time
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -19,16 +19,11 @@ batch = B.to_device(B.source_batch(cfg, 64), dev)
 m = B.build_attnlab(cfg.model, cfg.vocab, dev, cfg.seed).eval()
 
 
-def half(b, lo, hi):
-    return B.Batch(**{**b.__dict__, "src": b.src[lo:hi], "src_pad_mask": b.src_pad_mask[lo:hi]}) if hasattr(b, "__dict__") else b
-
-
 def search(b):
     with torch.no_grad():
         return B.attnlab_search(m, b, "beam", 32, beam_size=4, length_penalty=0.6)
 
 
-import dataclasses
 h1 = dataclasses.replace(batch, src=batch.src[:32], src_pad_mask=batch.src_pad_mask[:32])
 h2 = dataclasses.replace(batch, src=batch.src[32:], src_pad_mask=batch.src_pad_mask[32:])
 
@@ -61,6 +56,5 @@ for r in range(7):
         t = time.perf_counter(); f(); dt = time.perf_counter() - t
         if r > 0:
             times[k].append(dt)
-import statistics
 for k, v in times.items():
     print(f"{k:24s} median {statistics.median(v)*1e3:7.1f} ms  ({64/statistics.median(v):5.1f} sentences/s)  all {[round(x*1e3) for x in v]}")
