@@ -2,7 +2,9 @@
 
 Every figure is measured in one process with the variants interleaved step by step: this
 machine's speed drifts by ±20% between runs (and within one), so only ratios taken side by side
-are honest. Each row is the median of its samples with their spread (IQR and min-max). Sections
+are honest. Each row is the median of its samples with their spread (IQR and min-max). Timing
+starts after ``warmup`` untimed steps, or more (up to ``warmup_max``) while a variant's heap is
+still growing into fresh memory (page faults): the steady state is what is compared. Sections
 (``sections=[...]`` in conf/bench.yaml):
 
 - ``train``: training-step throughput (non-padding source + target tokens/s of forward,

@@ -34,3 +34,7 @@ grep -E "JobId=4[23][^0-9]" /var/log/slurm/slurmctld.log > $D/slurmctld_hold_che
   > $D/bench_head_32-true.log 2> $D/bench_head_32-true.time
 # A beam batch split over two Python threads, one intra-op thread each (not kept).
 python $D/split_probe.py | tee $D/split_probe.log
+# Page faults per training step, attnlab and Marian in turns; then the train section with the
+# settle-aware warm-up (1b68fd6).
+STEPS=12 python $D/loss_page_faults.py | tee $D/loss_page_faults.log
+attnlab-bench sections=[train,flops] steps=8 output=$D/bench_train_settled_32-true.json > $D/bench_train_settled_32-true.log 2>&1
