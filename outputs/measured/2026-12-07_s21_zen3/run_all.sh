@@ -38,3 +38,5 @@ python $D/split_probe.py | tee $D/split_probe.log
 # settle-aware warm-up (1b68fd6).
 STEPS=12 python $D/loss_page_faults.py | tee $D/loss_page_faults.log
 attnlab-bench sections=[train,flops] steps=8 output=$D/bench_train_settled_32-true.json > $D/bench_train_settled_32-true.log 2>&1
+# A clean clone's CI with everything above.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_858040f.log 2>&1
