@@ -80,10 +80,16 @@ def test_the_warm_up_lasts_while_a_variant_still_takes_fresh_memory() -> None:
     assert timing.warmup == 5
     assert {name: len(s) for name, s in timing.seconds.items()} == {"steady": 3, "growing": 3}
     assert timing.last == {"steady": 7, "growing": 7}  # the timed rounds were 5, 6 and 7
-    # No more than max_warmup rounds, and never fewer than warmup.
-    assert interleave(["steady", "growing"], 1, 2, growing_for(4), cpu, max_warmup=3).warmup == 3
+    assert timing.timed_rounds == range(5, 8) and timing.settled is True
+    assert timing.warmup_note("steps") == "5 warm-up steps"
+    # No more than max_warmup rounds (and the note says the variant still faulted) ...
+    capped = interleave(["steady", "growing"], 1, 2, growing_for(4), cpu, max_warmup=3)
+    assert capped.warmup == 3 and capped.settled is False
+    assert capped.warmup_note("runs") == "3 warm-up runs (still faulting)"
+    # ... never fewer than warmup, and none at all with warmup=0.
     assert interleave(["steady", "growing"], 2, 2, growing_for(0), cpu, max_warmup=8).warmup == 2
     assert interleave(["steady", "growing"], 2, 2, growing_for(9), cpu).warmup == 2
+    assert interleave(["steady", "growing"], 0, 2, growing_for(9), cpu, max_warmup=8).warmup == 0
 
 
 def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(

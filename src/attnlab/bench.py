@@ -161,7 +161,7 @@ def timed(fn: Callable[[], Any], device: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-SETTLED_FAULTS = 1024  # minor page faults (4 KiB each) a warm call may still take
+SETTLED_FAULTS = 1024  # minor page faults a warm call may still take (4 MiB in 4 KiB pages)
 
 
 def minor_page_faults() -> int | None:
@@ -176,8 +176,20 @@ def minor_page_faults() -> int | None:
 @dataclass
 class Interleaved:
     seconds: dict[str, list[float]]  # per name, one per timed round
-    last: dict[str, Any]  # each name's last result
+    last: dict[str, Any]  # each name's result of the last round
     warmup: int  # untimed rounds run first
+    settled: bool | None  # the last warm-up round's calls stayed under SETTLED_FAULTS (None:
+    # no warm-up, or no fault counts on this platform)
+
+    @property
+    def timed_rounds(self) -> range:
+        """The ``round`` arguments of the timed calls, in order."""
+        return range(self.warmup, self.warmup + len(next(iter(self.seconds.values()))))
+
+    def warmup_note(self, unit: str) -> str:
+        return f"{self.warmup} warm-up {unit}" + (
+            " (still faulting)" if self.settled is False else ""
+        )
 
 
 def interleave(
@@ -192,32 +204,35 @@ def interleave(
     untimed ones), the names taking turns call by call so a drift in machine speed hits them all
     alike. The first name rotates every round, so none always runs with the warmest caches.
 
-    The warm-up goes on, up to ``max_warmup`` rounds, while any name's call of the last round
-    still took more than ``SETTLED_FAULTS`` page faults: its heap was still growing into fresh
-    memory, a one-off cost that falls on one variant and not another. (transformers' Marian took
-    48-184k faults in each of its first five training steps on the bench's batches, 92-113 ms of
-    them in its loss gradient alone; attnlab had none after its first: loss_page_faults.log in
-    outputs/measured/2026-12-07_s21_zen3.) At least ``warmup`` rounds run, a settled one last."""
+    After ``warmup`` rounds (if any), the warm-up goes on, up to ``max_warmup`` rounds, while a
+    call of the last round took more than ``SETTLED_FAULTS`` minor page faults: that variant was
+    still taking fresh memory, typically a heap still growing, a one-off cost that falls on one
+    variant and not another. (transformers' Marian took 48-184k faults in each of its first five
+    training steps on the bench's batches, 92-113 ms of them in its loss gradient alone; attnlab
+    none after its first: loss_page_faults.log in outputs/measured/2026-12-07_s21_zen3.) A
+    variant that faults on every call (glibc maps very large blocks afresh each time) runs the
+    warm-up to ``max_warmup``, and ``settled`` says so. GPU memory growth is not seen here."""
     max_warmup = warmup if max_warmup is None else max(warmup, max_warmup)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     last: dict[str, Any] = {}
-    warmed, warming, r = 0, warmup > 0, 0
+    warmed, warming, settled, r = 0, warmup > 0, None, 0
     while len(seconds[names[0]]) < rounds:
         shift = r % len(names)
-        took, settled = {}, True
+        took, calm = {}, True
         for name in names[shift:] + names[:shift]:
             faults = minor_page_faults()
             took[name], last[name] = timed(functools.partial(run, name, r), device)
             if faults is not None and minor_page_faults() - faults > SETTLED_FAULTS:
-                settled = False
+                calm = False
         if warming:
             warmed += 1
-            warming = warmed < warmup or (not settled and warmed < max_warmup)
+            settled = calm if minor_page_faults() is not None else None
+            warming = warmed < warmup or (not calm and warmed < max_warmup)
         else:
             for name in names:
                 seconds[name].append(took[name])
         r += 1
-    return Interleaved(seconds, last, warmed)
+    return Interleaved(seconds, last, warmed, settled)
 
 
 # ----------------------------------------------------------------------------------- batches
@@ -591,13 +606,13 @@ def compare_training(
         max_warmup=cfg.warmup_max,
     )
     seconds = timing.seconds
-    steps = range(timing.warmup, timing.warmup + cfg.steps)
+    steps = timing.timed_rounds
     tokens = [token_counts(batches[r % len(batches)]) for r in steps]
     ref = f"{group}/{variants[0].name}"
     for v in variants:
         key = f"{group}/{v.name}"
         rates = [(s + t) / sec for (s, t), sec in zip(tokens, seconds[v.name], strict=True)]
-        note = f"{n_params(v.model) / 1e6:.2f}M params; {timing.warmup} warm-up steps"
+        note = f"{n_params(v.model) / 1e6:.2f}M params; {timing.warmup_note('steps')}"
         bench.add(
             Row(f"train/{key}", "tokens/s", rates, None if key == ref else f"train/{ref}", note)
         )
@@ -787,7 +802,8 @@ def compare_decoding(
     for name in contenders:
         rates = [settings.batch_size / s for s in seconds[name]]
         ref = None if name == first else f"{section}/{first}"
-        note = f"batch {settings.batch_size}, {produced[name]} new tokens; {timing.warmup} warm-up"
+        note = f"batch {settings.batch_size}, {produced[name]} new tokens; "
+        note += timing.warmup_note("runs")
         bench.add(Row(f"{section}/{name}", "sentences/s", rates, ref, note))
 
 

@@ -40,3 +40,6 @@ STEPS=12 python $D/loss_page_faults.py | tee $D/loss_page_faults.log
 attnlab-bench sections=[train,flops] steps=8 output=$D/bench_train_settled_32-true.json > $D/bench_train_settled_32-true.log 2>&1
 # A clean clone's CI with everything above.
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_858040f.log 2>&1
+# After the review's fixes to the SLURM test: the requeuehold check again.
+bash $D/requeuehold_check.sh $D/slurm_requeuehold_review.log
+grep -E "JobId=54[^0-9]" /var/log/slurm/slurmctld.log > $D/slurmctld_requeuehold_review.log
