@@ -43,3 +43,4 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 # After the review's fixes to the SLURM test: the requeuehold check again.
 bash $D/requeuehold_check.sh $D/slurm_requeuehold_review.log
 grep -E "JobId=54[^0-9]" /var/log/slurm/slurmctld.log > $D/slurmctld_requeuehold_review.log
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_4ddb983.log 2>&1
