@@ -44,3 +44,6 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 bash $D/requeuehold_check.sh $D/slurm_requeuehold_review.log
 grep -E "JobId=54[^0-9]" /var/log/slurm/slurmctld.log > $D/slurmctld_requeuehold_review.log
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_4ddb983.log 2>&1
+# At b51cb75: the beam section with the settled warm-up, then the train section once more.
+attnlab-bench sections=[beam] beam.repeats=5 output=$D/bench_beam_settled_32-true.json > $D/bench_beam_settled_32-true.log 2>&1
+attnlab-bench sections=[train,flops] steps=8 output=$D/bench_train_settled2_32-true.json > $D/bench_train_settled2_32-true.log 2>&1
