@@ -269,10 +269,11 @@ def test_cpu_precision_is_bf16_only_where_the_cpu_trains_faster_with_it(
     monkeypatch, tmp_path, vendor, flags, precision
 ):
     import attnlab.config
+    import attnlab.cpuinfo
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(
         f"processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: test\nflags\t\t: {flags}\n\n"
     )
-    monkeypatch.setattr(attnlab.config, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(attnlab.cpuinfo, "CPUINFO", cpuinfo)
     assert attnlab.config.cpu_precision() == precision

@@ -264,7 +264,7 @@ def test_beam_search_with_packed_weights_finds_the_same_hypotheses(onednn_on, co
 def test_auto_sends_fp32_through_onednn_on_amd_only_and_packs_a_search_everywhere(
     onednn_on, count_packing, monkeypatch, vendor, fp32
 ):
-    monkeypatch.setattr(L, "_cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(L, "cpu_vendor", lambda: vendor)
     assert L.use_onednn("auto") is fp32 and L.onednn_mode() == "auto"
     calls = []
     real = L._linear_pointwise

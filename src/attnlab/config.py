@@ -13,13 +13,13 @@ import difflib
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from attnlab.config_errors import ConfigError, check_onednn_linear, require
+from attnlab.cpuinfo import cpu_fields
 from attnlab.optim import noam_peak_lr
 from attnlab.signatures import (
     NO_DEFAULT,
@@ -51,9 +51,6 @@ def fusable(precision: Any, gradient_clip_val: Any) -> bool:
     return not (str(precision) in MIXED_PRECISIONS and gradient_clip_val)
 
 
-CPUINFO = Path("/proc/cpuinfo")
-
-
 def cpu_trains_faster_in_bf16() -> bool:
     """Whether bf16 autocast trains faster than fp32 on this CPU, judged from /proc/cpuinfo.
 
@@ -63,20 +60,13 @@ def cpu_trains_faster_in_bf16() -> bool:
     the same DialogSum training at 3,325 tokens/s in bf16 and 6,018 in fp32, and CPUs with neither
     emulate bf16 many times slower. Read without importing torch, so a config resolves at once.
     """
-    if not CPUINFO.exists():
+    fields = cpu_fields()
+    if not fields:
         import torch
 
         return torch.cpu._is_amx_tile_supported()
-    flags: set[str] = set()
-    vendor = ""
-    for line in CPUINFO.read_text(errors="replace").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "vendor_id" and not vendor:
-            vendor = value.strip()
-        elif key.strip() == "flags" and not flags:
-            flags = set(value.split())
-        if vendor and flags:
-            break
+    flags = set(fields.get("flags", "").split())
+    vendor = fields.get("vendor_id", "")
     if "amx_bf16" in flags:
         return True
     return "avx512_bf16" in flags and vendor == "AuthenticAMD"

@@ -36,6 +36,7 @@ from torch.autograd.function import once_differentiable
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from attnlab.config_errors import check_onednn_linear
+from attnlab.cpuinfo import cpu_vendor
 
 _mkldnn_ops = getattr(torch.ops, "mkldnn", None)
 _linear_pointwise = getattr(_mkldnn_ops, "_linear_pointwise", None)
@@ -52,22 +53,13 @@ def onednn_available() -> bool:
     return op and platform.machine().lower() in ("x86_64", "amd64")
 
 
-def _cpu_vendor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((line for line in f if line.startswith("vendor_id")), "")
-    except OSError:
-        return ""
-    return line.partition(":")[2].strip()
-
-
 def fp32_onednn_by_default() -> bool:
     """Whether ``"auto"`` routes fp32 matmuls outside a search's packed weights (training, an
     encoder) through oneDNN: on AMD CPUs, where MKL's sgemm was the slower (the fp32 training
     step 1.13x faster through oneDNN on an AMD EPYC); not on Intel ones, where MKL was the
     faster (the training step 1.02x through MKL on a Xeon with AMX,
     ``outputs/measured/2026-12-07_s19_intel``), nor on CPUs not measured."""
-    return _cpu_vendor() == "AuthenticAMD"
+    return cpu_vendor() == "AuthenticAMD"
 
 
 _mode: bool | str = "auto"

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from attnlab.cpuinfo import cpu_flags
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels.c")
@@ -59,14 +61,6 @@ def use_native_kernels(enabled: bool) -> None:
     """Switch the native kernels on (the default) or off (the PyTorch path everywhere)."""
     global _enabled
     _enabled = bool(enabled)
-
-
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        return ""
 
 
 def cache_dir() -> Path:
@@ -89,7 +83,7 @@ def build(compiler: str | None = None) -> Path:
                 version,
                 " ".join(FLAGS),
                 platform.machine(),
-                _cpu_flags(),
+                " ".join(sorted(cpu_flags())),
             ]
         ).encode()
     ).hexdigest()[:16]
