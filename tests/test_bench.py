@@ -92,6 +92,30 @@ def test_the_warm_up_lasts_while_a_variant_still_takes_fresh_memory() -> None:
     assert interleave(["steady", "growing"], 0, 2, growing_for(9), cpu, max_warmup=8).warmup == 0
 
 
+def test_on_cuda_a_growing_allocator_pool_also_holds_the_warm_up_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    import attnlab.bench
+    from attnlab.bench import interleave
+
+    # The CUDA caching allocator's pool, as the bench reads it, without a GPU: the contender
+    # reserves more in its first three calls. Page faults are not counted here.
+    pool = {"bytes": 0, "calls": 0}
+    monkeypatch.setattr(attnlab.bench, "minor_page_faults", lambda: None)
+    monkeypatch.setattr(attnlab.bench, "cuda_reserved", lambda device: pool["bytes"])
+
+    def run(name: str, round_index: int) -> None:
+        if name == "growing":
+            pool["calls"] += 1
+            if pool["calls"] <= 3:
+                pool["bytes"] += 2**20
+
+    timing = interleave(["steady", "growing"], 1, 2, run, torch.device("cpu"), max_warmup=8)
+    assert timing.warmup == 4 and timing.settled is True
+
+
 def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
     tmp_path: Path,
 ) -> None:
@@ -109,6 +133,7 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         "train/rnn/attnlab",
         "train/rnn/lstm",
         "flops/peak_fp32_matmul",
+        "flops/peak_fp32_matmul_between_steps",
         "flops/model/attnlab",
         "mfu/model/attnlab",
         "flops/rnn/lstm",
@@ -167,6 +192,35 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
     assert all(r > 0 for r in compared.values())
 
 
+def test_training_warms_up_on_every_distinct_batch_before_timing(tmp_path: Path) -> None:
+    from attnlab.bench import run
+
+    overrides = [*TINY, "sections=[train]", "huggingface=false", "warmup=0", "warmup_max=0"]
+    rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
+    # batches=2: both batch shapes ran once untimed, though warmup=0 asked for none.
+    assert "2 warm-up steps" in rows["train/model/attnlab"]["note"]
+    assert "2 warm-up steps" in rows["train/model/torch"]["note"]
+
+
+def test_mfu_divides_by_the_best_matmul_rate_also_between_training_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import attnlab.bench
+    from attnlab.bench import run
+
+    # The standalone peak as if taken in a moment the machine crawled: MFU must not use it.
+    monkeypatch.setattr(attnlab.bench, "matmul_peak", lambda *args, **kwargs: [1e-3])
+    overrides = [*TINY, "sections=[train,flops]", "huggingface=false", "torch_baseline=false"]
+    rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
+
+    probes = rows["flops/peak_fp32_matmul_between_steps"]["samples"]
+    assert len(probes) == 2  # one per timed step (steps=2) of the one group
+    assert min(probes) > 1e-3
+    flops = rows["flops/model/attnlab"]["samples"]
+    expected = [100 * f / max(probes) for f in flops]
+    assert rows["mfu/model/attnlab"]["samples"] == pytest.approx(expected)
+
+
 def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path) -> None:
     from attnlab.bench import run
 
@@ -174,6 +228,7 @@ def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path)
     overrides = [*TINY, "sections=[train,rnn,flops]", "huggingface=false", "precision=bf16-mixed"]
     rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
     assert "flops/peak_bf16_matmul" in rows and "flops/peak_fp32_matmul" not in rows
+    assert "flops/peak_bf16_matmul_between_steps" in rows
     assert rows["mfu/model/attnlab"]["median"] > 0
     assert rows["train/rnn/lstm"]["median"] > 0 and rows["train/rnn/attnlab"]["median"] > 0
     meta = json.loads((tmp_path / "bench.json").read_text())["meta"]

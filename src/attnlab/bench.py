@@ -118,11 +118,20 @@ class Bench:
     rows: dict[str, Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     train_runs: list[TrainRun] = field(default_factory=list)
+    # GFLOP/s of the matmul probe run between training steps, one per timed round of each group
+    peak_between_steps: list[float] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bf16(self) -> bool:
         return self.cfg.precision == "bf16-mixed"
+
+    @property
+    def dtype(self) -> Any:
+        """The matmul peak's dtype: bf16 under precision=bf16-mixed, else fp32."""
+        import torch
+
+        return torch.bfloat16 if self.bf16 else torch.float32
 
     def autocast(self) -> Any:
         """bf16 autocast on the bench's device under precision=bf16-mixed; else a no-op."""
@@ -173,13 +182,32 @@ def minor_page_faults() -> int | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def cuda_reserved(device: Any) -> int | None:
+    """Bytes the CUDA caching allocator holds on ``device`` (None off CUDA): it grows while a
+    variant still meets new tensor sizes, as a CPU heap does."""
+    import torch
+
+    return torch.cuda.memory_reserved(device) if device.type == "cuda" else None
+
+
+def took_fresh_memory(call: Callable[[], Any], device: Any) -> tuple[bool | None, Any]:
+    """Whether ``call()`` took fresh memory (more than ``SETTLED_FAULTS`` minor page faults, or
+    a larger CUDA pool; None where neither can be seen), and its result."""
+    faults, reserved = minor_page_faults(), cuda_reserved(device)
+    result = call()
+    grew = [minor_page_faults() - faults > SETTLED_FAULTS] if faults is not None else []
+    if reserved is not None:
+        grew.append(cuda_reserved(device) > reserved)
+    return (any(grew) if grew else None), result
+
+
 @dataclass
 class Interleaved:
     seconds: dict[str, list[float]]  # per name, one per timed round
     last: dict[str, Any]  # each name's result of the last round
     warmup: int  # untimed rounds run first
-    settled: bool | None  # the last warm-up round's calls stayed under SETTLED_FAULTS (None:
-    # no warm-up, or no fault counts on this platform)
+    settled: bool | None  # the last warm-up round's calls took no fresh memory (None: no
+    # warm-up, or neither page faults nor a CUDA pool to watch)
 
     @property
     def timed_rounds(self) -> range:
@@ -205,28 +233,28 @@ def interleave(
     alike. The first name rotates every round, so none always runs with the warmest caches.
 
     After ``warmup`` rounds (if any), the warm-up goes on, up to ``max_warmup`` rounds, while a
-    call of the last round took more than ``SETTLED_FAULTS`` minor page faults: that variant was
-    still taking fresh memory, typically a heap still growing, a one-off cost that falls on one
-    variant and not another. (transformers' Marian took 48-184k faults in each of its first five
+    call of the last round took fresh memory (:func:`took_fresh_memory`): that variant's heap
+    was still growing, a one-off cost that falls on one variant and not another. (transformers' Marian took 48-184k faults in each of its first five
     training steps on the bench's batches, 92-113 ms of them in its loss gradient alone; attnlab
     none after its first: loss_page_faults.log in outputs/measured/2026-12-07_s21_zen3.) A
     variant that faults on every call (glibc maps very large blocks afresh each time) runs the
-    warm-up to ``max_warmup``, and ``settled`` says so. GPU memory growth is not seen here."""
+    warm-up to ``max_warmup``, and ``settled`` says so. On CUDA a growing caching-allocator
+    pool counts too."""
     max_warmup = warmup if max_warmup is None else max(warmup, max_warmup)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     last: dict[str, Any] = {}
     warmed, warming, settled, r = 0, warmup > 0, None, 0
     while len(seconds[names[0]]) < rounds:
         shift = r % len(names)
-        took, calm = {}, True
+        took, grew = {}, []
         for name in names[shift:] + names[:shift]:
-            faults = minor_page_faults()
-            took[name], last[name] = timed(functools.partial(run, name, r), device)
-            if faults is not None and minor_page_faults() - faults > SETTLED_FAULTS:
-                calm = False
+            call = functools.partial(timed, functools.partial(run, name, r), device)
+            fresh, (took[name], last[name]) = took_fresh_memory(call, device)
+            grew.append(fresh)
+        calm = not any(grew)
         if warming:
             warmed += 1
-            settled = calm if minor_page_faults() is not None else None
+            settled = None if grew[-1] is None else calm
             warming = warmed < warmup or (not calm and warmed < max_warmup)
         else:
             for name in names:
@@ -591,22 +619,32 @@ def compare_training(
     variants: list[Variant],
     per_token: Callable[[Variant], tuple[int, int]],
 ) -> None:
-    """Train every variant on the same batches, step by step in turn; add a tokens/s row each."""
+    """Train every variant on the same batches, step by step in turn; add a tokens/s row each.
+    With the flops section on, a matmul probe takes its turn in every round too, so MFU's peak
+    is sampled in the same moments as the steps it divides."""
     cfg = bench.cfg
     batches = bench.cached("batches", lambda: synthetic_batches(cfg))
     batches = [to_device(b, bench.device) for b in batches]
     criterion = criterion_for(cfg)
     by_name = {v.name: v for v in variants}
-    timing = interleave(
-        list(by_name),
-        cfg.warmup,
-        cfg.steps,
-        lambda name, r: train_step(by_name[name], batches[r % len(batches)], criterion),
-        bench.device,
-        max_warmup=cfg.warmup_max,
-    )
+    with_probe = "flops" in cfg.sections
+    probe = MatmulProbe(cfg.peak.sizes, bench.device, bench.dtype) if with_probe else None
+    probe_rates: dict[int, float] = {}  # by round
+
+    def run(name: str, r: int) -> None:
+        if probe is not None and name == PROBE:
+            probe_rates[r] = probe()
+        else:
+            train_step(by_name[name], batches[r % len(batches)], criterion)
+
+    names = list(by_name) + ([PROBE] if with_probe else [])
+    # Every batch shape once before timing: a round can look settled (no fresh memory) just
+    # before a larger batch, not yet seen, makes a heap grow again.
+    warmup = max(cfg.warmup, len(batches))
+    timing = interleave(names, warmup, cfg.steps, run, bench.device, max_warmup=cfg.warmup_max)
     seconds = timing.seconds
     steps = timing.timed_rounds
+    bench.peak_between_steps += [probe_rates[r] for r in steps if r in probe_rates]
     tokens = [token_counts(batches[r % len(batches)]) for r in steps]
     ref = f"{group}/{variants[0].name}"
     for v in variants:
@@ -658,6 +696,34 @@ def section_rnn(bench: Bench) -> None:
 
 
 # ------------------------------------------------------------------------------------- flops
+PROBE = "matmul peak"  # the probe's turn in compare_training's rounds
+
+
+class MatmulProbe:
+    """One ``torch.mm`` of each size into memory allocated once (no page faults, so the probe
+    never holds the warm-up open); a call returns the best GFLOP/s of them. Taken between
+    training steps: a peak measured only once, in a slow moment, made MFU read 85% on a machine
+    whose matmuls run at 180 GFLOP/s (bench_train_settled2_32-true.log in
+    outputs/measured/2026-12-07_s21_zen3)."""
+
+    def __init__(self, sizes: list[int], device: Any, dtype: Any) -> None:
+        import torch
+
+        self.device = device
+        self.operands = [
+            tuple(torch.randn(n, n, device=device, dtype=dtype) for _ in range(3)) for n in sizes
+        ]
+
+    def __call__(self) -> float:
+        import torch
+
+        best = 0.0
+        for a, b, out in self.operands:
+            elapsed, _ = timed(functools.partial(torch.mm, a, b, out=out), self.device)
+            best = max(best, 2 * a.shape[0] ** 3 / elapsed / 1e9)
+        return best
+
+
 def matmul_peak(
     size: int, repeats: int, device: Any, dtype: Any = None, backend: str = "torch"
 ) -> list[float]:
@@ -689,7 +755,7 @@ def section_flops(bench: Bench) -> None:
     from attnlab.models.linear import onednn_available
 
     cfg = bench.cfg
-    dtype = torch.bfloat16 if bench.bf16 else torch.float32
+    dtype = bench.dtype
     precision = "bf16" if bench.bf16 else "fp32"
     # fp32 on a CPU: oneDNN's kernels (which attnlab's linear layers may use) can beat
     # torch.mm's BLAS; the machine's peak is the best of both, or MFU would be flattered.
@@ -711,6 +777,13 @@ def section_flops(bench: Bench) -> None:
         how = "oneDNN" if backend == "onednn" else "torch.mm"
         note = f"{sizes} {how}, {torch.get_num_threads()} threads; MFU uses the best"
         bench.add(Row(name, "GFLOP/s", samples, note=note))
+    # The machine's speed drifts: the peak is also the best the probe saw between the training
+    # steps, so a peak taken in a slow moment cannot flatter MFU.
+    if bench.peak_between_steps:
+        peak = max(peak, *bench.peak_between_steps)
+        note = f"{sizes} torch.mm between training steps, one of each a round; MFU uses the best"
+        name = f"flops/peak_{precision}_matmul_between_steps"
+        bench.add(Row(name, "GFLOP/s", bench.peak_between_steps, note=note))
     if not bench.train_runs:
         bench.note("flops: no train or rnn section ran, so only the matmul peak is reported")
     for run in bench.train_runs:
@@ -722,7 +795,8 @@ def section_flops(bench: Bench) -> None:
         weights = f"{run.per_token[0] / 1e6:.2f}M + {run.per_token[1] / 1e6:.2f}M weights/token"
         bench.add(Row(f"flops/{run.key}", "GFLOP/s", gflops, ref and f"flops/{ref}", weights))
         mfu = [100 * g / peak for g in gflops]
-        bench.add(Row(f"mfu/{run.key}", "% of peak", mfu, ref and f"mfu/{ref}"))
+        note = f"of {peak:.1f} GFLOP/s, the best matmul rate the bench saw"
+        bench.add(Row(f"mfu/{run.key}", "% of peak", mfu, ref and f"mfu/{ref}", note))
 
 
 # ---------------------------------------------------------------------------------- decoding
