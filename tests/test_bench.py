@@ -85,11 +85,34 @@ def test_the_warm_up_lasts_while_a_variant_still_takes_fresh_memory() -> None:
     # No more than max_warmup rounds (and the note says the variant still faulted) ...
     capped = interleave(["steady", "growing"], 1, 2, growing_for(4), cpu, max_warmup=3)
     assert capped.warmup == 3 and capped.settled is False
-    assert capped.warmup_note("runs") == "3 warm-up runs (still faulting)"
+    assert capped.warmup_note("runs") == "3 warm-up runs (still taking fresh memory)"
     # ... never fewer than warmup, and none at all with warmup=0.
     assert interleave(["steady", "growing"], 2, 2, growing_for(0), cpu, max_warmup=8).warmup == 2
     assert interleave(["steady", "growing"], 2, 2, growing_for(9), cpu).warmup == 2
     assert interleave(["steady", "growing"], 0, 2, growing_for(9), cpu, max_warmup=8).warmup == 0
+
+
+def test_what_runs_between_rounds_is_followed_by_each_variant_in_turn() -> None:
+    import torch
+
+    from attnlab.bench import interleave
+
+    calls: list[str] = []
+    timing = interleave(
+        ["a", "b", "c"],
+        1,
+        3,
+        lambda name, r: calls.append(name),
+        torch.device("cpu"),
+        between_rounds=lambda r: calls.append(f"probe {r}"),
+    )
+    assert timing.warmup == 1
+    assert calls == [
+        *("a", "b", "c", "probe 0"),
+        *("b", "c", "a", "probe 1"),
+        *("c", "a", "b", "probe 2"),
+        *("a", "b", "c", "probe 3"),
+    ]
 
 
 def test_on_cuda_a_growing_allocator_pool_also_holds_the_warm_up_open(
@@ -133,7 +156,7 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
         "train/rnn/attnlab",
         "train/rnn/lstm",
         "flops/peak_fp32_matmul",
-        "flops/peak_fp32_matmul_between_steps",
+        "flops/peak_fp32_matmul_between_rounds",
         "flops/model/attnlab",
         "mfu/model/attnlab",
         "flops/rnn/lstm",
@@ -192,8 +215,16 @@ def test_bench_writes_a_positive_figure_for_every_section_and_compares_runs(
     assert all(r > 0 for r in compared.values())
 
 
-def test_training_warms_up_on_every_distinct_batch_before_timing(tmp_path: Path) -> None:
+def test_training_warms_up_on_every_distinct_batch_before_timing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import attnlab.bench
     from attnlab.bench import run
+
+    def no_probe(self) -> float:
+        raise AssertionError("the matmul probe ran without the flops section")
+
+    monkeypatch.setattr(attnlab.bench.MatmulProbe, "__call__", no_probe)
 
     overrides = [*TINY, "sections=[train]", "huggingface=false", "warmup=0", "warmup_max=0"]
     rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
@@ -202,7 +233,7 @@ def test_training_warms_up_on_every_distinct_batch_before_timing(tmp_path: Path)
     assert "2 warm-up steps" in rows["train/model/torch"]["note"]
 
 
-def test_mfu_divides_by_the_best_matmul_rate_also_between_training_steps(
+def test_mfu_divides_by_the_best_matmul_rate_also_between_training_rounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import attnlab.bench
@@ -213,8 +244,8 @@ def test_mfu_divides_by_the_best_matmul_rate_also_between_training_steps(
     overrides = [*TINY, "sections=[train,flops]", "huggingface=false", "torch_baseline=false"]
     rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
 
-    probes = rows["flops/peak_fp32_matmul_between_steps"]["samples"]
-    assert len(probes) == 2  # one per timed step (steps=2) of the one group
+    probes = rows["flops/peak_fp32_matmul_between_rounds"]["samples"]
+    assert len(probes) == 2  # one after each timed round (steps=2) of the one group
     assert min(probes) > 1e-3
     flops = rows["flops/model/attnlab"]["samples"]
     expected = [100 * f / max(probes) for f in flops]
@@ -228,7 +259,7 @@ def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path)
     overrides = [*TINY, "sections=[train,rnn,flops]", "huggingface=false", "precision=bf16-mixed"]
     rows = run(compose_config(overrides, tmp_path, config_name="bench"))["rows"]
     assert "flops/peak_bf16_matmul" in rows and "flops/peak_fp32_matmul" not in rows
-    assert "flops/peak_bf16_matmul_between_steps" in rows
+    assert "flops/peak_bf16_matmul_between_rounds" in rows
     assert rows["mfu/model/attnlab"]["median"] > 0
     assert rows["train/rnn/lstm"]["median"] > 0 and rows["train/rnn/attnlab"]["median"] > 0
     meta = json.loads((tmp_path / "bench.json").read_text())["meta"]

@@ -38,6 +38,11 @@ def test_an_arm_cpu_gives_its_features_and_no_vendor(cpuinfo) -> None:
     assert cpu_vendor() == ""
 
 
+def test_the_features_of_a_32_bit_arm_kernel_are_found_after_the_processors(cpuinfo) -> None:
+    cpuinfo("processor\t: 0\nBogoMIPS\t: 38.40\n\nprocessor\t: 1\n\nFeatures\t: half vfpv4 neon\n")
+    assert cpu_flags() == {"half", "vfpv4", "neon"}
+
+
 def test_no_cpuinfo_means_nothing_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attnlab.cpuinfo, "CPUINFO", tmp_path / "missing")
     assert cpu_fields() == {} and cpu_flags() == set() and cpu_vendor() == ""

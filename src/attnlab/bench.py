@@ -3,8 +3,9 @@
 Every figure is measured in one process with the variants interleaved step by step: this
 machine's speed drifts by ±20% between runs (and within one), so only ratios taken side by side
 are honest. Each row is the median of its samples with their spread (IQR and min-max). Timing
-starts after ``warmup`` untimed steps, or more (up to ``warmup_max``) while a variant's heap is
-still growing into fresh memory (page faults): the steady state is what is compared. Sections
+starts after ``warmup`` untimed steps (training: at least one on every distinct batch), or more
+(up to ``warmup_max``) while a variant's heap is still growing into fresh memory (page faults,
+or on CUDA a growing allocator pool): the steady state is what is compared. Sections
 (``sections=[...]`` in conf/bench.yaml):
 
 - ``train``: training-step throughput (non-padding source + target tokens/s of forward,
@@ -20,7 +21,8 @@ still growing into fresh memory (page faults): the steady state is what is compa
   equal embedding size, hidden size and depth (no attention, no input feeding).
 - ``flops``: model FLOP/s by attnlab.flops' rule, 6 x weights x tokens, for every training row,
   and its share (MFU) of this machine's matmul peak in the bench's precision (fp32, or bf16),
-  measured here with the same threads.
+  measured here with the same threads: the best rate of matmuls run on their own and of a
+  probe run between the training rounds, so a peak taken in a slow moment cannot flatter MFU.
 - ``beam``: beam-search sentences/s, attnlab vs transformers' ``generate``, both forced to
   produce exactly ``beam.new_tokens`` tokens so they do the same number of decoder steps.
 - ``greedy_cache``: attnlab greedy search with its KV cache vs re-running the teacher-forced
@@ -118,8 +120,8 @@ class Bench:
     rows: dict[str, Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     train_runs: list[TrainRun] = field(default_factory=list)
-    # GFLOP/s of the matmul probe run between training steps, one per timed round of each group
-    peak_between_steps: list[float] = field(default_factory=list)
+    # GFLOP/s of the matmul probe run after every timed training round of every group
+    peak_between_rounds: list[float] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -216,7 +218,7 @@ class Interleaved:
 
     def warmup_note(self, unit: str) -> str:
         return f"{self.warmup} warm-up {unit}" + (
-            " (still faulting)" if self.settled is False else ""
+            " (still taking fresh memory)" if self.settled is False else ""
         )
 
 
@@ -227,6 +229,7 @@ def interleave(
     run: Callable[[str, int], Any],
     device: Any,
     max_warmup: int | None = None,
+    between_rounds: Callable[[int], Any] | None = None,
 ) -> Interleaved:
     """Seconds of ``run(name, round)`` per name over ``rounds`` timed rounds (after ``warmup``
     untimed ones), the names taking turns call by call so a drift in machine speed hits them all
@@ -234,12 +237,16 @@ def interleave(
 
     After ``warmup`` rounds (if any), the warm-up goes on, up to ``max_warmup`` rounds, while a
     call of the last round took fresh memory (:func:`took_fresh_memory`): that variant's heap
-    was still growing, a one-off cost that falls on one variant and not another. (transformers' Marian took 48-184k faults in each of its first five
-    training steps on the bench's batches, 92-113 ms of them in its loss gradient alone; attnlab
-    none after its first: loss_page_faults.log in outputs/measured/2026-12-07_s21_zen3.) A
-    variant that faults on every call (glibc maps very large blocks afresh each time) runs the
-    warm-up to ``max_warmup``, and ``settled`` says so. On CUDA a growing caching-allocator
-    pool counts too."""
+    was still growing, a one-off cost that falls on one variant and not another.
+    (transformers' Marian took 48-184k faults in each of its first five training steps on the
+    bench's batches, 92-113 ms of them in its loss gradient alone; attnlab none after its
+    first: loss_page_faults.log in outputs/measured/2026-12-07_s21_zen3.) A variant that
+    faults on every call (glibc maps very large blocks afresh each time) runs the warm-up to
+    ``max_warmup``, and ``settled`` says so. On CUDA a growing caching-allocator pool counts
+    too.
+
+    ``between_rounds(round)``, if given, runs after every round, untimed and unwatched: after
+    the round's last call, before the next round's first, which rotates with the rounds."""
     max_warmup = warmup if max_warmup is None else max(warmup, max_warmup)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     last: dict[str, Any] = {}
@@ -252,6 +259,8 @@ def interleave(
             fresh, (took[name], last[name]) = took_fresh_memory(call, device)
             grew.append(fresh)
         calm = not any(grew)
+        if between_rounds is not None:
+            between_rounds(r)
         if warming:
             warmed += 1
             settled = None if grew[-1] is None else calm
@@ -620,31 +629,36 @@ def compare_training(
     per_token: Callable[[Variant], tuple[int, int]],
 ) -> None:
     """Train every variant on the same batches, step by step in turn; add a tokens/s row each.
-    With the flops section on, a matmul probe takes its turn in every round too, so MFU's peak
-    is sampled in the same moments as the steps it divides."""
+    With the flops section on, a matmul probe runs after every round too, so MFU's peak is
+    sampled in the same stretch of time as the steps it divides."""
     cfg = bench.cfg
     batches = bench.cached("batches", lambda: synthetic_batches(cfg))
     batches = [to_device(b, bench.device) for b in batches]
     criterion = criterion_for(cfg)
     by_name = {v.name: v for v in variants}
-    with_probe = "flops" in cfg.sections
-    probe = MatmulProbe(cfg.peak.sizes, bench.device, bench.dtype) if with_probe else None
     probe_rates: dict[int, float] = {}  # by round
+    # Between rounds, not as a turn in them: the variant that runs after the probe (its caches
+    # flushed, the CPU at full matmul power) then rotates with the round's first.
+    matmul_probe = MatmulProbe(cfg.peak.sizes, bench.device, bench.dtype)
 
-    def run(name: str, r: int) -> None:
-        if probe is not None and name == PROBE:
-            probe_rates[r] = probe()
-        else:
-            train_step(by_name[name], batches[r % len(batches)], criterion)
+    def probe(r: int) -> None:
+        probe_rates[r] = matmul_probe()
 
-    names = list(by_name) + ([PROBE] if with_probe else [])
     # Every batch shape once before timing: a round can look settled (no fresh memory) just
     # before a larger batch, not yet seen, makes a heap grow again.
     warmup = max(cfg.warmup, len(batches))
-    timing = interleave(names, warmup, cfg.steps, run, bench.device, max_warmup=cfg.warmup_max)
+    timing = interleave(
+        list(by_name),
+        warmup,
+        cfg.steps,
+        lambda name, r: train_step(by_name[name], batches[r % len(batches)], criterion),
+        bench.device,
+        max_warmup=cfg.warmup_max,
+        between_rounds=probe if "flops" in cfg.sections else None,
+    )
     seconds = timing.seconds
     steps = timing.timed_rounds
-    bench.peak_between_steps += [probe_rates[r] for r in steps if r in probe_rates]
+    bench.peak_between_rounds += [probe_rates[r] for r in steps if r in probe_rates]
     tokens = [token_counts(batches[r % len(batches)]) for r in steps]
     ref = f"{group}/{variants[0].name}"
     for v in variants:
@@ -696,27 +710,25 @@ def section_rnn(bench: Bench) -> None:
 
 
 # ------------------------------------------------------------------------------------- flops
-PROBE = "matmul peak"  # the probe's turn in compare_training's rounds
-
-
 class MatmulProbe:
-    """One ``torch.mm`` of each size into memory allocated once (no page faults, so the probe
-    never holds the warm-up open); a call returns the best GFLOP/s of them. Taken between
-    training steps: a peak measured only once, in a slow moment, made MFU read 85% on a machine
-    whose matmuls run at 180 GFLOP/s (bench_train_settled2_32-true.log in
+    """One ``torch.mm`` of each size into memory allocated once (so, after its first call,
+    it takes no fresh memory); a call returns the best GFLOP/s of them. Run between training
+    rounds: a peak measured only once, in a slow moment, made MFU read 85% on a machine whose
+    matmuls run at 180 GFLOP/s (bench_train_settled2_32-true.log in
     outputs/measured/2026-12-07_s21_zen3)."""
 
     def __init__(self, sizes: list[int], device: Any, dtype: Any) -> None:
-        import torch
-
-        self.device = device
-        self.operands = [
-            tuple(torch.randn(n, n, device=device, dtype=dtype) for _ in range(3)) for n in sizes
-        ]
+        self.sizes, self.device, self.dtype = list(sizes), device, dtype
+        self.operands: list[tuple[torch.Tensor, ...]] = []  # made at the first call
 
     def __call__(self) -> float:
         import torch
 
+        if not self.operands:
+            self.operands = [
+                tuple(torch.randn(n, n, device=self.device, dtype=self.dtype) for _ in range(3))
+                for n in self.sizes
+            ]
         best = 0.0
         for a, b, out in self.operands:
             elapsed, _ = timed(functools.partial(torch.mm, a, b, out=out), self.device)
@@ -779,11 +791,11 @@ def section_flops(bench: Bench) -> None:
         bench.add(Row(name, "GFLOP/s", samples, note=note))
     # The machine's speed drifts: the peak is also the best the probe saw between the training
     # steps, so a peak taken in a slow moment cannot flatter MFU.
-    if bench.peak_between_steps:
-        peak = max(peak, *bench.peak_between_steps)
-        note = f"{sizes} torch.mm between training steps, one of each a round; MFU uses the best"
-        name = f"flops/peak_{precision}_matmul_between_steps"
-        bench.add(Row(name, "GFLOP/s", bench.peak_between_steps, note=note))
+    if bench.peak_between_rounds:
+        peak = max(peak, *bench.peak_between_rounds)
+        note = f"{sizes} torch.mm after every training round; MFU uses the best"
+        name = f"flops/peak_{precision}_matmul_between_rounds"
+        bench.add(Row(name, "GFLOP/s", bench.peak_between_rounds, note=note))
     if not bench.train_runs:
         bench.note("flops: no train or rnn section ran, so only the matmul peak is reported")
     for run in bench.train_runs:

@@ -10,19 +10,20 @@ CPUINFO = Path("/proc/cpuinfo")
 
 def cpu_fields() -> dict[str, str]:
     """The first processor's fields (``vendor_id``, ``flags``, ...) in /proc/cpuinfo; empty
-    where there is no such file (not Linux) or it cannot be read."""
+    where there is no such file (not Linux) or it cannot be read. It reads no further than that
+    block (the file runs to a megabyte on a large host), unless the block has no feature flags:
+    32-bit Arm kernels list ``Features`` once, after the processors."""
+    fields: dict[str, str] = {}
     try:
-        text = CPUINFO.read_text(errors="replace")
+        with CPUINFO.open(errors="replace") as lines:
+            for line in lines:
+                key, colon, value = line.partition(":")
+                if colon:
+                    fields.setdefault(key.strip(), value.strip())
+                elif not line.strip() and ("flags" in fields or "Features" in fields):
+                    break
     except OSError:
         return {}
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            if fields:
-                break  # the first processor's block has ended
-            continue
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
     return fields
 
 
