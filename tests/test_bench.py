@@ -266,6 +266,19 @@ def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path)
     assert meta["precision"] == "bf16-mixed"
 
 
+def test_a_tiny_ratio_keeps_its_digits_in_the_table() -> None:
+    from attnlab.bench import Row, results_table
+
+    rows = [
+        Row("data/loader", "batches/s", [455.6]),
+        Row("data/train_step", "steps/s", [0.337], ref="data/loader"),
+        Row("train/model/marian", "tokens/s", [391.86], ref="data/loader"),
+    ]
+    table = results_table({row.name: row.summary() for row in rows})
+    assert "| 0.00074x loader |" in table  # not "0.00x"
+    assert "| 0.86x loader |" in table  # two decimals as before
+
+
 def test_bench_names_an_unknown_precision(tmp_path: Path) -> None:
     from attnlab.bench import run
     from attnlab.config_errors import ConfigError

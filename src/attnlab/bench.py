@@ -1100,6 +1100,11 @@ def fmt(x: float | None) -> str:
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
 
 
+def fmt_ratio(r: float) -> str:
+    """Two decimals, or two significant digits below 0.1 (the loader's lead read "0.00x")."""
+    return f"{r:.2f}" if abs(r) >= 0.1 else f"{r:.2g}"
+
+
 def ratio(rows: dict[str, dict], row: dict) -> float | None:
     ref = rows.get(row["ref"]) if row["ref"] else None
     return row["median"] / ref["median"] if ref and ref["median"] else None
@@ -1112,7 +1117,7 @@ def results_table(rows: dict[str, dict]) -> str:
     ]
     for name, row in rows.items():
         r = ratio(rows, row)
-        vs = f"{r:.2f}x {row['ref'].rsplit('/', 1)[-1]}" if r is not None else ""
+        vs = f"{fmt_ratio(r)}x {row['ref'].rsplit('/', 1)[-1]}" if r is not None else ""
         lines.append(
             f"| {name} | {fmt(row['median'])} | {fmt(row['q1'])} - {fmt(row['q3'])} "
             f"| {fmt(row['min'])} - {fmt(row['max'])} | {row['unit']} | {vs} | {row['note']} |"
@@ -1136,7 +1141,7 @@ def compare_with(rows: dict[str, dict], old_path: str) -> tuple[dict[str, float]
     ]
     for name, r in ratios.items():
         lines.append(
-            f"| {name} | {fmt(old[name]['median'])} | {fmt(rows[name]['median'])} | {r:.2f} "
+            f"| {name} | {fmt(old[name]['median'])} | {fmt(rows[name]['median'])} | {fmt_ratio(r)} "
             f"| {rows[name]['unit']} |"
         )
     for which, names in (("new", set(rows) - set(old)), ("old", set(old) - set(rows))):
