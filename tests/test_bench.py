@@ -82,6 +82,7 @@ def test_the_warm_up_lasts_while_a_variant_still_takes_fresh_memory() -> None:
     assert timing.last == {"steady": 7, "growing": 7}  # the timed rounds were 5, 6 and 7
     assert timing.timed_rounds == range(5, 8) and timing.settled is True
     assert timing.warmup_note("steps") == "5 warm-up steps"
+    assert interleave(["steady"], 1, 1, growing_for(0), cpu).warmup_note("runs") == "1 warm-up run"
     # No more than max_warmup rounds (and the note says the variant still faulted) ...
     capped = interleave(["steady", "growing"], 1, 2, growing_for(4), cpu, max_warmup=3)
     assert capped.warmup == 3 and capped.settled is False

@@ -217,6 +217,8 @@ class Interleaved:
         return range(self.warmup, self.warmup + len(next(iter(self.seconds.values()))))
 
     def warmup_note(self, unit: str) -> str:
+        """E.g. "4 warm-up steps"; ``unit`` is plural ("steps", "runs")."""
+        unit = unit.removesuffix("s") if self.warmup == 1 else unit
         return f"{self.warmup} warm-up {unit}" + (
             " (still taking fresh memory)" if self.settled is False else ""
         )
