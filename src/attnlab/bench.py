@@ -791,8 +791,8 @@ def section_flops(bench: Bench) -> None:
         how = "oneDNN" if backend == "onednn" else "torch.mm"
         note = f"{sizes} {how}, {torch.get_num_threads()} threads; MFU uses the best"
         bench.add(Row(name, "GFLOP/s", samples, note=note))
-    # The machine's speed drifts: the peak is also the best the probe saw between the training
-    # steps, so a peak taken in a slow moment cannot flatter MFU.
+    # The machine's speed drifts: the peak is also the best the probe saw after the training
+    # rounds, so a peak taken in a slow moment cannot flatter MFU.
     if bench.peak_between_rounds:
         peak = max(peak, *bench.peak_between_rounds)
         note = f"{sizes} torch.mm after every training round; MFU uses the best"
