@@ -19,3 +19,4 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_d28aadc.log 2>&1
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_802612f.log 2>&1
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_26e7908.log 2>&1
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run) > $D/ci_d18829b.log 2>&1
