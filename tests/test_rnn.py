@@ -57,6 +57,47 @@ def test_incremental_decoding_equals_teacher_forcing(cls, overrides):
         torch.testing.assert_close(logits, full[:, t])
 
 
+@pytest.mark.parametrize(
+    ("cls", "overrides"),
+    [*VARIANTS, (BahdanauRNN, {"copy_attention": True}), (LuongRNN, {"copy_attention": True})],
+)
+def test_training_on_the_real_positions_matches_step_by_step_decoding(cls, overrides):
+    """Teacher forcing embeds the target once and applies the output layer once, to the real
+    positions only: the same logits and the same gradients as decode_step run step by step."""
+    model = build(cls, dropout=0.0, **overrides).train()
+    src, pad_mask = batch()
+    tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))
+    tgt_in[1, 3:] = 0
+    tgt_in[2, 5:] = 0
+    positions = (tgt_in != 0).flatten().nonzero().squeeze(1)
+    probe = torch.randn(len(positions), 30, generator=torch.Generator().manual_seed(3))
+
+    def logits_and_grads(run):
+        model.zero_grad(set_to_none=True)
+        logits = run()
+        (logits * probe).sum().backward()
+        return logits.detach(), {
+            n: p.grad for n, p in model.named_parameters() if p.grad is not None
+        }
+
+    def step_by_step():
+        enc = model.encode(src, pad_mask)
+        state = model.init_decoder_state(enc)
+        steps = []
+        for t in range(tgt_in.size(1)):
+            logits, state = model.decode_step(tgt_in[:, t], enc, state)
+            steps.append(logits)
+        return torch.stack(steps, dim=1).flatten(0, 1).index_select(0, positions)
+
+    logits, grads = logits_and_grads(lambda: model(src, pad_mask, tgt_in, positions))
+    expected_logits, expected_grads = logits_and_grads(step_by_step)
+    assert logits.shape == (len(positions), 30)
+    torch.testing.assert_close(logits, expected_logits, atol=1e-6, rtol=1e-5)
+    assert grads.keys() == expected_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize(("cls", "overrides"), VARIANTS)
 def test_beam_size_one_equals_greedy(cls, overrides):
     model = build(cls, **overrides)

@@ -1,0 +1,20 @@
+"""Where the Luong RNN's fp32 teacher-forced training step goes (torch profiler, the bench's
+rnn section batches: 8192 tokens, vocab 8000), after a warm-up over every batch."""
+import os, time
+import torch
+from hydra import compose, initialize_config_dir
+from attnlab import bench as B
+from attnlab.runtime import keep_freed_memory
+keep_freed_memory()
+with initialize_config_dir(config_dir=os.path.abspath("conf"), version_base=None):
+    cfg = compose("bench", overrides=["~model@extra_models.base"])
+batches = B.synthetic_batches(cfg)
+crit = B.criterion_for(cfg)
+rnn = B.variant("attnlab", B.build_attnlab(cfg.rnn_model, cfg.vocab, torch.device("cpu"), cfg.seed), cfg.lr)
+for b in batches: B.train_step(rnn, b, crit)
+t = time.perf_counter(); toks = 0
+for b in batches: B.train_step(rnn, b, crit); toks += sum(B.token_counts(b))
+print(f"{toks / (time.perf_counter() - t):,.0f} tokens/s")
+with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    for b in batches: B.train_step(rnn, b, crit)
+print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
