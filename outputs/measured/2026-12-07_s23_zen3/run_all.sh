@@ -27,3 +27,11 @@ INTERLEAVE=1 python $D/matmul_rates.py > $D/matmul_rates_interleaved.log 2>&1
 python $D/matmul_rates.py > $D/matmul_rates.log 2>&1
 STEPS=12 python $D/ab_openblas_train.py > $D/ab_openblas_train.log 2>&1
 STEPS=24 python $D/ab_packed_train.py current packed_both > $D/ab_packed_train_24.log 2>&1
+# A clean clone's CI at ca55c1b.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_ca55c1b.log 2>&1
+pip install -q --no-deps -e . && bash .ci/slurm-up.sh
+# The RNN A/B at attnlab-train's default 2,560-token batches.
+STEPS=24 python $D/ab_rnn_output.py max_tokens=2560 > $D/ab_rnn_output_luong_2560.log 2>&1
+# One epoch of the Luong side of the RNN-vs-Transformer study on Multi30k de->en, fp32, at f94a1a4+.
+/usr/bin/time -v attnlab-train experiment=rnn_vs_transformer/luong trainer.precision=32-true trainer.max_epochs=1 test=false run_name=s23_luong_one_epoch > $D/luong_one_epoch.log 2>&1
+# cp outputs/train/runs/s23_luong_one_epoch/{metrics.json,config_resolved.yaml} into $D as luong_one_epoch_{metrics.json,config.yaml}
