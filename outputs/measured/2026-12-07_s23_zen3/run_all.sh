@@ -35,3 +35,5 @@ STEPS=24 python $D/ab_rnn_output.py max_tokens=2560 > $D/ab_rnn_output_luong_256
 # One epoch of the Luong side of the RNN-vs-Transformer study on Multi30k de->en, fp32, at f94a1a4+.
 /usr/bin/time -v attnlab-train experiment=rnn_vs_transformer/luong trainer.precision=32-true trainer.max_epochs=1 test=false run_name=s23_luong_one_epoch > $D/luong_one_epoch.log 2>&1
 # cp outputs/train/runs/s23_luong_one_epoch/{metrics.json,config_resolved.yaml} into $D as luong_one_epoch_{metrics.json,config.yaml}
+# A clean clone's CI at 235eaff.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_235eaff.log 2>&1
