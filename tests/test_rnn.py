@@ -59,7 +59,13 @@ def test_incremental_decoding_equals_teacher_forcing(cls, overrides):
 
 @pytest.mark.parametrize(
     ("cls", "overrides"),
-    [*VARIANTS, (BahdanauRNN, {"copy_attention": True}), (LuongRNN, {"copy_attention": True})],
+    [
+        *VARIANTS,
+        (BahdanauRNN, {"copy_attention": True}),
+        (LuongRNN, {"copy_attention": True}),
+        (LuongRNN, {"input_feeding": False}),
+        (LuongRNN, {"input_feeding": False, "score": "dot", "copy_attention": True}),
+    ],
 )
 def test_training_on_the_real_positions_matches_step_by_step_decoding(cls, overrides):
     """Teacher forcing embeds the target once and applies the output layer once, to the real
@@ -206,3 +212,35 @@ def test_an_lstm_runs_in_fp32_under_bf16_autocast_where_onednn_has_no_bf16_lstm(
         packed_out, _ = recurrent.run_recurrent(lstm, packed)
     assert got.dtype == torch.float32 and packed_out.data.dtype == torch.float32
     assert torch.equal(got, expected) and torch.equal(got_h, h) and torch.equal(got_c, c)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_an_encoder_rnn_gives_each_row_what_it_gives_that_row_alone(cell):
+    """run_padded may run a training LSTM once per distinct length instead of packed: either
+    way each row's outputs, final states and gradients are those of the row run alone,
+    unpadded, and the outputs are zero at padding."""
+    from attnlab.models.recurrent import run_padded
+
+    torch.manual_seed(0)
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
+        8, 6, num_layers=2, bidirectional=True, batch_first=True
+    )
+    lengths = torch.tensor([5, 2, 5, 3, 2])
+    x = torch.randn(5, 7, 8, requires_grad=True)  # two steps of padding even for the longest
+    probe = torch.randn(5, 7, 12)
+    outputs, final = run_padded(rnn, x, lengths)
+    (outputs * probe).sum().add(sum(f.sum() for f in final)).backward()
+    grad, x.grad = x.grad, None
+    assert outputs.shape == (5, 7, 12) and final[0].shape == (4, 5, 6)
+    for row, length in enumerate(lengths.tolist()):
+        alone, alone_final = rnn(x[row : row + 1, :length])
+        alone_final = alone_final if isinstance(alone_final, tuple) else (alone_final,)
+        (alone * probe[row : row + 1, :length]).sum().add(
+            sum(f.sum() for f in alone_final)
+        ).backward()
+        torch.testing.assert_close(outputs[row, :length], alone[0], atol=1e-6, rtol=1e-5)
+        assert outputs[row, length:].abs().max() == 0
+        for got, expected in zip(final, alone_final, strict=True):
+            torch.testing.assert_close(got[:, row], expected[:, 0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(grad[row], x.grad[row], atol=1e-6, rtol=1e-5)
+        x.grad = None

@@ -322,6 +322,17 @@ class GlobalAttention(nn.Module):
         projected_keys: torch.Tensor,
         pad_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context and alignment for one decoder step's queries ``[B, Q]`` (``[B, K]`` and
+        ``[B, S]``), or for all steps' at once, ``[B, T, Q]`` (``[B, T, K]`` and ``[B, T, S]``).
+        A decoder that feeds nothing of the attention back (Luong without input feeding) can
+        attend for all its steps in one batched matmul."""
+        if query.dim() == 3:
+            if self.score == "concat":
+                query = self.query_proj(query)[:, :, None, :]  # [B, T, 1, A]
+                scores = self.v(torch.tanh(projected_keys[:, None] + query)).squeeze(-1)
+            else:
+                scores = torch.bmm(query, projected_keys.transpose(1, 2))
+            return _attend(scores, keys, pad_mask[:, None, :])
         if self.score == "concat":
             hidden = torch.tanh(projected_keys + self.query_proj(query)[:, None, :])
             scores = self.v(hidden).squeeze(-1)
@@ -333,9 +344,12 @@ class GlobalAttention(nn.Module):
 def _attend(
     scores: torch.Tensor, keys: torch.Tensor, pad_mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The RNN attentions' context ``[B, K]`` and alignment ``[B, S]`` from ``scores [B, S]``.
-    The softmax runs in fp32 at least (bf16 scores under autocast; fp64 stays fp64), as in the
+    """The RNN attentions' context ``[B, K]`` and alignment ``[B, S]`` from ``scores [B, S]``
+    (or ``[B, T, K]`` and ``[B, T, S]`` from ``[B, T, S]``, ``pad_mask [B, 1, S]``). The softmax
+    runs in fp32 at least (bf16 scores under autocast; fp64 stays fp64), as in the
     Transformer's attention; the weights stay in that precision for the maps and the copy layer."""
     precision = torch.promote_types(scores.dtype, torch.float32)
     weights = scores.to(precision).masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
+    if weights.dim() == 3:
+        return torch.bmm(weights.to(keys.dtype), keys), weights
     return torch.bmm(weights[:, None, :].to(keys.dtype), keys).squeeze(1), weights

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.config_errors import ConfigError, require
 from attnlab.models.linear import Linear
-from attnlab.models.recurrent import run_recurrent
+from attnlab.models.recurrent import run_padded
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -143,10 +142,7 @@ class PyramidalLSTM(nn.Module):
             frames = x.size(1) // 2
             x = x[:, : 2 * frames].reshape(x.size(0), frames, 2 * x.size(2))
             lengths = (lengths // 2).clamp_min(1)
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            outputs = run_recurrent(lstm, packed)[0]
-            x, _ = pad_packed_sequence(outputs, batch_first=True, total_length=frames)
-            x = self.dropout(x)
+            x = self.dropout(run_padded(lstm, x, lengths)[0])
         return self.out(x), lengths
 
 

@@ -10,9 +10,12 @@
 
 Both implement the incremental interface of ``models/interface.py``. The teacher-forced
 ``forward`` runs the very recurrence ``decode_step`` runs (``_advance``), so training and
-decoding can never disagree; only what feeds nothing back runs outside the step loop: the
-target embedding once before it, the output layer once after it, on the real target positions
-only. Padding is handled with packed sequences in the encoder and masked attention.
+decoding cannot disagree; only what feeds nothing back runs outside the step loop: the target
+embedding once before it, the output layer once after it, on the real target positions only.
+Luong without input feeding feeds nothing of its attention back, so there the decoder LSTM runs
+over the whole target in one call and the attention of all steps in one batched matmul
+(``_advance_all``, through the same layers as ``_advance``). Padding is handled in the encoder
+by ``run_padded`` (each row over its own length) and by masked attention.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_bahdanau, check_luong
@@ -30,7 +32,7 @@ from attnlab.models.copy import AlignmentCopy, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.linear import Linear
-from attnlab.models.recurrent import run_recurrent
+from attnlab.models.recurrent import run_padded, run_recurrent
 
 
 @dataclass
@@ -55,7 +57,7 @@ class RNNEncoderOut:
 @dataclass
 class _Step:
     """One decoder step up to its output layer: what that layer reads, and what a copy layer
-    mixes in (all ``[B, *]``)."""
+    mixes in (all ``[B, *]``; ``[B, T, *]`` when it holds all steps at once)."""
 
     readout: torch.Tensor  # the output layer's input
     alignment: torch.Tensor  # a_t over the source, [B, S]
@@ -116,11 +118,7 @@ class RNNEncoder(nn.Module):
         else:
             embedded, pad_mask = self.frontend(src, pad_mask)
         embedded = dropout(embedded, self.dropout, self.training)
-        lengths = (~pad_mask).sum(1).cpu()
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        outputs, final = run_recurrent(self.rnn, packed)
-        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
-        final = final if isinstance(final, tuple) else (final,)
+        outputs, final = run_padded(self.rnn, embedded, (~pad_mask).sum(1))
         return dropout(outputs, self.dropout, self.training), final, pad_mask
 
 
@@ -188,7 +186,8 @@ class _RNNSeq2Seq(nn.Module):
         """Teacher-forced logits ``[B, T, V]`` given the encoder output; with
         ``target_positions`` (flat indices into ``B * T``), the ``[N, V]`` rows of those.
 
-        The recurrence runs step by step. The target is embedded once before it and the output
+        The recurrence runs step by step, unless the family can run all steps at once
+        (``_advance_all``: Luong without input feeding). The target is embedded once before it and the output
         layer runs once after it, on the selected positions: one large matmul instead of one
         per step, no per-step ``[B, V]`` logits to stack, no per-step gradient of the output
         and embedding weights to accumulate. fp32 training steps at 8,192-token batches, vocab
@@ -197,13 +196,18 @@ class _RNNSeq2Seq(nn.Module):
         step's own alignment into that step's distribution, so with one the output layer runs
         per step, as in ``decode_step``."""
         state = self.init_decoder_state(enc)
-        steps = []
-        # unbind, not indexing: its backward writes the T gradients once, where each index's
-        # backward would fill a zero [B, T, E] tensor.
-        for inputs in self._embed(tgt_in).unbind(1):
-            step, state = self._advance(inputs, enc, state)
-            steps.append(self._logits(step, enc) if self.copy is not None else step.readout)
-        out = torch.stack(steps, dim=1)
+        embedded = self._embed(tgt_in)
+        every_step = self._advance_all(embedded, enc, state)
+        if every_step is not None:
+            out = self._logits(every_step, enc) if self.copy is not None else every_step.readout
+        else:
+            steps = []
+            # unbind, not indexing: its backward writes the T gradients once, where each
+            # index's backward would fill a zero [B, T, E] tensor.
+            for inputs in embedded.unbind(1):
+                step, state = self._advance(inputs, enc, state)
+                steps.append(self._logits(step, enc) if self.copy is not None else step.readout)
+            out = torch.stack(steps, dim=1)
         if target_positions is not None:
             out = out.reshape(-1, out.size(-1)).index_select(0, target_positions)
         return out if self.copy is not None else self._output(out)
@@ -234,6 +238,14 @@ class _RNNSeq2Seq(nn.Module):
         self, embedded: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
     ) -> tuple[_Step, RNNDecoderState]:
         raise NotImplementedError
+
+    def _advance_all(
+        self, embedded: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
+    ) -> _Step | None:
+        """All T steps of teacher forcing at once from the embedded target ``[B, T, E]``, as
+        ``[B, T, *]`` fields, for a recurrence that feeds nothing but its own state back; None
+        for one that must step."""
+        return None
 
     def _output(self, readout: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -464,13 +476,29 @@ class LuongRNN(_RNNSeq2Seq):
         # knows which source words it has already covered.
         inputs = torch.cat([embedded, state.feed], dim=-1) if self.input_feeding else embedded
         output, (h, c) = run_recurrent(self.decoder, inputs[:, None], state.hidden)
-        top = output[:, 0]
+        step = self._attend(output[:, 0], embedded, enc)
+        feed = step.readout if self.input_feeding else None
+        weights = self._keep(state, step.alignment)
+        return step, replace(state, hidden=(h, c), feed=feed, weights=weights)
+
+    def _advance_all(
+        self, embedded: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
+    ) -> _Step | None:
+        # Without input feeding the attention feeds nothing back: the decoder LSTM runs over
+        # the whole target in one call and the attention of all steps is one batched matmul.
+        # Padding at a target's end changes none of its real steps (the LSTM is causal).
+        if self.input_feeding:
+            return None
+        output, _ = run_recurrent(self.decoder, embedded, state.hidden)
+        return self._attend(output, embedded, enc)
+
+    def _attend(self, top: torch.Tensor, embedded: torch.Tensor, enc: RNNEncoderOut) -> _Step:
+        """Global attention and the attentional vector ``h~_t = tanh(W_c [c_t; h_t])`` from the
+        top decoder state(s), ``[B, H]`` for one step or ``[B, T, H]`` for all."""
         context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask)
         attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))
         attentional = dropout(attentional, self.dropout, self.training)
-        feed = attentional if self.input_feeding else None
-        step = _Step(attentional, weights, context, top, embedded)
-        return step, replace(state, hidden=(h, c), feed=feed, weights=self._keep(state, weights))
+        return _Step(attentional, weights, context, top, embedded)
 
     def _output(self, readout: torch.Tensor) -> torch.Tensor:
         return self.output_proj(readout)
