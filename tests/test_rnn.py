@@ -244,3 +244,32 @@ def test_an_encoder_rnn_gives_each_row_what_it_gives_that_row_alone(cell):
             torch.testing.assert_close(got[:, row], expected[:, 0], atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(grad[row], x.grad[row], atol=1e-6, rtol=1e-5)
         x.grad = None
+
+
+@pytest.mark.parametrize("score", ["dot", "general"])
+def test_step_attention_sums_the_memory_gradients_over_the_steps_exactly(score):
+    """Teacher-forced Luong steps attend through StepAttention, whose backward sums the memory's
+    and keys' gradients once: the values of GlobalAttention, and gradients that pass gradcheck
+    (fp64, padding, several steps, the alignment's own gradient included)."""
+    from attnlab.models.attention import GlobalAttention
+    from attnlab.models.step_attention import StepAttention
+
+    torch.manual_seed(0)
+    attention = GlobalAttention(6, 6, score).double()
+    memory = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    queries = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    pad_mask = torch.tensor([[False] * 4, [False, False, False, True]])
+
+    def attend_each_step(memory, queries, step_attention):
+        keys = attention.precompute(memory)
+        attend = (
+            StepAttention(memory, keys, pad_mask)
+            if step_attention
+            else lambda q: attention(q, memory, keys, pad_mask)
+        )
+        return torch.cat([torch.cat(attend(q), -1) for q in queries.unbind(1)], -1)
+
+    torch.testing.assert_close(
+        attend_each_step(memory, queries, True), attend_each_step(memory, queries, False)
+    )
+    assert torch.autograd.gradcheck(lambda m, q: attend_each_step(m, q, True), (memory, queries))

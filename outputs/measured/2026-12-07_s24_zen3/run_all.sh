@@ -16,3 +16,5 @@ STEPS=16 python $D/ab_encoder_by_length.py > $D/ab_encoder_by_length_luong.log 2
 STEPS=16 python $D/ab_encoder_by_length.py > $D/ab_encoder_by_length_luong_16.log 2>&1
 # The profile again, after the change.
 python $D/profile_luong_shapes.py > $D/profile_luong_shapes_by_length.log 2>&1
+# At 49762c8 plus StepAttention: the Luong step with the per-step autograd attention against it.
+STEPS=16 python $D/ab_step_attention.py > $D/ab_step_attention.log 2>&1

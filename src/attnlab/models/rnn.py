@@ -33,6 +33,7 @@ from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.linear import Linear
 from attnlab.models.recurrent import run_padded, run_recurrent
+from attnlab.models.step_attention import StepAttention
 
 
 @dataclass
@@ -42,6 +43,8 @@ class RNNEncoderOut:
     pad_mask: torch.Tensor  # [B, S]
     final: tuple[torch.Tensor, ...]  # the encoder's final states, [layers * dirs, B, H] each
     src_tokens: torch.Tensor | None = None  # [B, S], kept for a copy layer to point into
+    # Teacher forcing only: the attention over this memory that sums its gradients once.
+    step_attention: StepAttention | None = None
 
     def index_select(self, index: torch.Tensor) -> RNNEncoderOut:
         tokens = self.src_tokens
@@ -197,6 +200,7 @@ class _RNNSeq2Seq(nn.Module):
         per step, as in ``decode_step``."""
         state = self.init_decoder_state(enc)
         embedded = self._embed(tgt_in)
+        enc = self._for_teacher_forcing(enc)
         every_step = self._advance_all(embedded, enc, state)
         if every_step is not None:
             out = self._logits(every_step, enc) if self.copy is not None else every_step.readout
@@ -238,6 +242,10 @@ class _RNNSeq2Seq(nn.Module):
         self, embedded: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
     ) -> tuple[_Step, RNNDecoderState]:
         raise NotImplementedError
+
+    def _for_teacher_forcing(self, enc: RNNEncoderOut) -> RNNEncoderOut:
+        """The encoder output as the teacher-forced steps read it (a family may add to it)."""
+        return enc
 
     def _advance_all(
         self, embedded: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
@@ -492,10 +500,24 @@ class LuongRNN(_RNNSeq2Seq):
         output, _ = run_recurrent(self.decoder, embedded, state.hidden)
         return self._attend(output, embedded, enc)
 
+    def _for_teacher_forcing(self, enc: RNNEncoderOut) -> RNNEncoderOut:
+        # Stepping with a dot-product score: the memory's and keys' gradients are summed over
+        # the steps in one matmul each (models/step_attention.py).
+        if (
+            self.input_feeding
+            and self.attention.score in ("dot", "general")
+            and StepAttention.applies(enc.memory)
+        ):
+            return replace(enc, step_attention=StepAttention(enc.memory, enc.keys, enc.pad_mask))
+        return enc
+
     def _attend(self, top: torch.Tensor, embedded: torch.Tensor, enc: RNNEncoderOut) -> _Step:
         """Global attention and the attentional vector ``h~_t = tanh(W_c [c_t; h_t])`` from the
         top decoder state(s), ``[B, H]`` for one step or ``[B, T, H]`` for all."""
-        context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask)
+        if enc.step_attention is not None and top.dim() == 2:
+            context, weights = enc.step_attention(top)
+        else:
+            context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask)
         attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))
         attentional = dropout(attentional, self.dropout, self.training)
         return _Step(attentional, weights, context, top, embedded)
