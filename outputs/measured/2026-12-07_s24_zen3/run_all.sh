@@ -18,3 +18,18 @@ STEPS=16 python $D/ab_encoder_by_length.py > $D/ab_encoder_by_length_luong_16.lo
 python $D/profile_luong_shapes.py > $D/profile_luong_shapes_by_length.log 2>&1
 # At 49762c8 plus StepAttention: the Luong step with the per-step autograd attention against it.
 STEPS=16 python $D/ab_step_attention.py > $D/ab_step_attention.log 2>&1
+# One real Multi30k epoch of the Luong study at the commit with all three changes (s23: 148.1 s, val BLEU 14.36).
+/usr/bin/time -v attnlab-train experiment=rnn_vs_transformer/luong trainer.precision=32-true trainer.max_epochs=1 test=false run_name=s24_luong_one_epoch > $D/luong_one_epoch.log 2>&1
+# cp outputs/train/runs/s24_luong_one_epoch/{metrics.json,config_resolved.yaml} into $D as luong_one_epoch_{metrics.json,config.yaml}
+# The full bench.
+/usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_head_32-true.json > $D/bench_head_32-true.log 2>&1
+# The default Luong step, before this session (packed encoder, per-step autograd attention)
+# against 85a42b3, at the bench's 8,192-token batches and attnlab-train's 2,560.
+STEPS=24 python $D/ab_luong_session24.py max_tokens=2560 > $D/ab_luong_session24_2560.log 2>&1
+STEPS=16 python $D/ab_luong_session24.py > $D/ab_luong_session24_8192.log 2>&1
+# Where the Bahdanau step goes (85a42b3): the packed GRU encoder's per-step zero-fills.
+python $D/profile_luong_shapes.py model@rnn_model=rnn_bahdanau > $D/profile_bahdanau_shapes.log 2>&1
+# With run_padded's GRU path: the encoder alone, then the Bahdanau step against the packed encoder.
+python $D/gru_padded_probe.py > $D/gru_padded_probe.log 2>&1
+STEPS=12 python $D/ab_encoder_by_length.py model@rnn_model=rnn_bahdanau > $D/ab_encoder_gru_bahdanau.log 2>&1
+python $D/grad_check_encoders.py > $D/grad_check_encoders.log 2>&1

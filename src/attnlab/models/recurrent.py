@@ -1,7 +1,8 @@
 """Running RNNs over padded batches, on the fastest exact path.
 
 :func:`run_padded` runs an encoder RNN over each row's real steps. On a CPU, in training, an
-LSTM runs once per distinct length instead of over a packed sequence (see its docstring).
+LSTM runs once per distinct length and a GRU over the padded batch, instead of over a packed
+sequence (see its docstring).
 
 :func:`run_recurrent` runs ``nn.LSTM`` under CPU bf16 autocast where oneDNN has no bf16 LSTM.
 
@@ -60,8 +61,8 @@ def run_recurrent(rnn: nn.Module, inputs: Any, hidden: Any = None) -> Any:
     return rnn(inputs, hidden)
 
 
-# One fused call per distinct length has a fixed cost that a packed run does not: beyond about
-# 16 lengths, packed won in every case measured (see run_padded).
+# One fused LSTM call per distinct length has a fixed cost that a packed run does not: beyond
+# about 16 lengths, packed won in every case measured (see run_padded).
 _MOST_LENGTHS = 16
 
 
@@ -74,22 +75,25 @@ def run_padded(
 
     Over a packed sequence PyTorch's CPU RNNs step through the batch themselves, and each step's
     slice of the input projection has a backward that zero-fills and adds a tensor the size of
-    the whole projection: a cost that grows with length x tokens. A CPU LSTM that trains
-    therefore runs once per distinct length, unpadded, through oneDNN's fused LSTM, when the
-    batch has at most 16 distinct lengths. Both ways compute the same function. Forward and
-    backward of the Luong encoder (bi-LSTM 2 x 128), median of 5 on a 2-core Zen 3: 264 rows of
-    8 lengths up to 31, 589 -> 371 ms; 16 rows of 16 lengths up to 400, 2,715 -> 839 ms; but
-    64 rows of 20 lengths up to 40, 150 -> 165 ms, and 32 rows of 32 lengths, 91 -> 161 ms.
-    Forward-only runs and GRUs (no oneDNN path) were faster packed; CUDA packs natively
-    (``outputs/measured/2026-12-07_s24_zen3/encoder_grouping_probe.log``)."""
+    the whole projection: a cost that grows with length x tokens. So on a CPU, with gradients:
+
+    - an LSTM runs once per distinct length, unpadded, through oneDNN's fused LSTM, when the
+      batch has at most 16 distinct lengths. Forward and backward of the Luong encoder (bi-LSTM
+      2 x 128), median of 5 on a 2-core Zen 3: 264 rows of 8 lengths up to 31, 589 -> 371 ms;
+      16 rows of 16 lengths up to 400, 2,715 -> 839 ms; but 64 rows of 20 lengths up to 40,
+      150 -> 165 ms, and 32 rows of 32 lengths, 91 -> 161 ms (``encoder_grouping_probe.log``);
+    - a GRU (no oneDNN path; it was slower by length) runs over the padded batch, one layer and
+      direction at a time (``_run_gru_padded``). The Bahdanau encoder (bi-GRU 512): 264 rows,
+      1,422 -> 1,204 ms; 16 rows up to 400 steps, 4,667 -> 1,533 ms (``gru_padded_probe.log``).
+
+    Every way computes the same function. Forward-only runs were as fast or faster packed, and
+    CUDA packs natively: they stay packed. Logs in ``outputs/measured/2026-12-07_s24_zen3/``."""
     lengths = lengths.cpu()
+    training_on_cpu = inputs.device.type == "cpu" and torch.is_grad_enabled()
+    if training_on_cpu and isinstance(rnn, nn.GRU):
+        return _run_gru_padded(rnn, inputs, lengths)
     distinct = lengths.unique()
-    if (
-        isinstance(rnn, nn.LSTM)
-        and inputs.device.type == "cpu"
-        and torch.is_grad_enabled()
-        and len(distinct) <= _MOST_LENGTHS
-    ):
+    if training_on_cpu and isinstance(rnn, nn.LSTM) and len(distinct) <= _MOST_LENGTHS:
         return _run_by_length(rnn, inputs, lengths, distinct.tolist())
     packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
     outputs, final = run_recurrent(rnn, packed)
@@ -115,3 +119,36 @@ def _run_by_length(
         torch.cat(parts, dim=1).index_select(1, back) for parts in zip(*finals, strict=True)
     )
     return output, final
+
+
+def _run_gru_padded(
+    rnn: nn.GRU, inputs: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """A GRU over the padded batch, one layer and direction at a time. Padding at a row's end
+    never reaches its real steps going forward; going backward, each row's real steps are
+    reversed in place first, so its padding stays at the end. A GRU's state is its output, so
+    each final state is the output at the row's last real step."""
+    batch, steps = inputs.shape[:2]
+    position = torch.arange(steps)
+    real = position < lengths[:, None]
+    # Reverses each row's real steps and leaves its padding where it is; its own inverse.
+    reverse = torch.where(real, lengths[:, None] - 1 - position, position).to(inputs.device)
+    last = (lengths - 1).to(inputs.device)[:, None, None]
+    hidden = inputs.new_zeros(1, batch, rnn.hidden_size)
+    directions = ("", "_reverse") if rnn.bidirectional else ("",)
+    x, finals = inputs, []
+    for layer in range(rnn.num_layers):
+        outputs = []
+        for suffix in directions:
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[: 4 if rnn.bias else 2]
+            weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
+            flip = (lambda t: t.gather(1, reverse[..., None].expand_as(t))) if suffix else None
+            output, _ = torch._VF.gru(
+                flip(x) if flip else x, hidden, weights, rnn.bias, 1, 0.0, rnn.training, False, True
+            )
+            finals.append(output.gather(1, last.expand(-1, 1, output.size(2))).squeeze(1))
+            outputs.append(flip(output) if flip else output)
+        x = torch.cat(outputs, dim=-1)
+        if layer < rnn.num_layers - 1 and rnn.dropout > 0:
+            x = F.dropout(x, rnn.dropout, rnn.training)
+    return x.masked_fill(~real.to(x.device)[..., None], 0.0), (torch.stack(finals),)
