@@ -12,7 +12,7 @@ from attnlab.runtime import keep_freed_memory; keep_freed_memory()
 conf = os.path.abspath(os.path.join(os.path.dirname(__file__), "../../../conf"))
 with initialize_config_dir(config_dir=conf, version_base=None):
     cfg = compose("bench", overrides=["~model@extra_models.base", *sys.argv[1:]])
-print(cfg.rnn_model._target_, "input_feeding", cfg.rnn_model.input_feeding, "score", cfg.rnn_model.score)
+print(cfg.rnn_model._target_, "input_feeding", cfg.rnn_model.get("input_feeding"), "score", cfg.rnn_model.get("score"))
 dev = torch.device("cpu")
 batches = B.synthetic_batches(cfg)
 criterion = B.criterion_for(cfg)

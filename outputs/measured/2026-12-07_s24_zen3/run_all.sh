@@ -33,3 +33,11 @@ python $D/profile_luong_shapes.py model@rnn_model=rnn_bahdanau > $D/profile_bahd
 python $D/gru_padded_probe.py > $D/gru_padded_probe.log 2>&1
 STEPS=12 python $D/ab_encoder_by_length.py model@rnn_model=rnn_bahdanau > $D/ab_encoder_gru_bahdanau.log 2>&1
 python $D/grad_check_encoders.py > $D/grad_check_encoders.log 2>&1
+# Tried, not kept: StepAttention's context part for Bahdanau (the context's memory gradient summed
+# once; its additive score stays per step), against the per-step autograd attention.
+STEPS=12 python $D/ab_step_attention.py model@rnn_model=rnn_bahdanau > $D/ab_step_attention_bahdanau.log 2>&1
+# Where the Bahdanau step goes with the padded GRU encoder (0695a3f).
+python $D/profile_luong_shapes.py model@rnn_model=rnn_bahdanau > $D/profile_bahdanau_shapes_padded_gru.log 2>&1
+# A clean clone's CI at 0695a3f, then at the final commit (its log name says which).
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_0695a3f.log 2>&1
+pip install -q --no-deps -e .
