@@ -215,23 +215,28 @@ def test_an_lstm_runs_in_fp32_under_bf16_autocast_where_onednn_has_no_bf16_lstm(
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_an_encoder_rnn_gives_each_row_what_it_gives_that_row_alone(cell):
-    """run_padded may run a training LSTM once per distinct length instead of packed: either
-    way each row's outputs, final states and gradients are those of the row run alone,
-    unpadded, and the outputs are zero at padding."""
+@pytest.mark.parametrize(("layers", "bidirectional", "bias"), [(2, True, True), (1, False, False)])
+def test_an_encoder_rnn_gives_each_row_what_it_gives_that_row_alone(
+    cell, layers, bidirectional, bias
+):
+    """run_padded may run a training LSTM once per distinct length and a GRU over the padded
+    batch instead of packed: either way each row's outputs, final states and gradients are
+    those of the row run alone, unpadded, and the outputs are zero at padding."""
     from attnlab.models.recurrent import run_padded
 
     torch.manual_seed(0)
     rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](
-        8, 6, num_layers=2, bidirectional=True, batch_first=True
+        8, 6, num_layers=layers, bidirectional=bidirectional, bias=bias, batch_first=True
     )
-    lengths = torch.tensor([5, 2, 5, 3, 2])
-    x = torch.randn(5, 7, 8, requires_grad=True)  # two steps of padding even for the longest
-    probe = torch.randn(5, 7, 12)
+    dirs = 2 if bidirectional else 1
+    lengths = torch.tensor([2, 5, 4, 1, 5])  # grouped by length, not a self-inverse order
+    # A step of padding even for the longest row; 17 of 30 steps real, so the GRU runs padded.
+    x = torch.randn(5, 6, 8, requires_grad=True)
+    probe = torch.randn(5, 6, 6 * dirs)
     outputs, final = run_padded(rnn, x, lengths)
     (outputs * probe).sum().add(sum(f.sum() for f in final)).backward()
     grad, x.grad = x.grad, None
-    assert outputs.shape == (5, 7, 12) and final[0].shape == (4, 5, 6)
+    assert outputs.shape == (5, 6, 6 * dirs) and final[0].shape == (layers * dirs, 5, 6)
     for row, length in enumerate(lengths.tolist()):
         alone, alone_final = rnn(x[row : row + 1, :length])
         alone_final = alone_final if isinstance(alone_final, tuple) else (alone_final,)
@@ -273,3 +278,36 @@ def test_step_attention_sums_the_memory_gradients_over_the_steps_exactly(score):
         attend_each_step(memory, queries, True), attend_each_step(memory, queries, False)
     )
     assert torch.autograd.gradcheck(lambda m, q: attend_each_step(m, q, True), (memory, queries))
+
+
+def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact():
+    """Teacher-forced Luong steps attend through StepAttention, which sums the encoder memory's
+    gradients after the last step. A pass that stops at the decoder's weights first
+    (``backward(inputs=...)``) must not leave its steps' parts behind for the next pass."""
+    model = build(LuongRNN, dropout=0.0).train()
+    src, pad_mask = batch()
+    tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))
+    assert model._for_teacher_forcing(model.encode(src, pad_mask)).step_attention is not None
+
+    def encoder_grads(run):
+        model.zero_grad(set_to_none=True)
+        loss = run().logsumexp(-1).sum()
+        decoder_weights = list(model.decoder.parameters())
+        loss.backward(inputs=decoder_weights, retain_graph=True)  # stops short of the memory
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {n: p.grad.clone() for n, p in model.encoder.named_parameters()}
+
+    def step_by_step():  # decode_step: the attention through autograd
+        enc = model.encode(src, pad_mask)
+        state = model.init_decoder_state(enc)
+        steps = []
+        for t in range(tgt_in.size(1)):
+            logits, state = model.decode_step(tgt_in[:, t], enc, state)
+            steps.append(logits)
+        return torch.stack(steps, dim=1)
+
+    got = encoder_grads(lambda: model(src, pad_mask, tgt_in))
+    expected = encoder_grads(step_by_step)
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=1e-5, msg=name)

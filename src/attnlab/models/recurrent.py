@@ -61,6 +61,17 @@ def run_recurrent(rnn: nn.Module, inputs: Any, hidden: Any = None) -> Any:
     return rnn(inputs, hidden)
 
 
+# The padded GRU computes every padded step too: mostly padding (one long row among short
+# ones: 64 rows, 4.8% real, 1.9x slower than packed in a review's check) stays packed.
+_LEAST_FILL = 0.5
+
+
+def _has_hooks(rnn: nn.Module) -> bool:
+    """The padded GRU calls the GRU function on the module's weights, bypassing its call: a
+    module with hooks (old-style weight norm, for one) runs packed, through its call."""
+    return bool(rnn._forward_hooks or rnn._forward_pre_hooks)
+
+
 # One fused LSTM call per distinct length has a fixed cost that a packed run does not: beyond
 # about 16 lengths, packed won in every case measured (see run_padded).
 _MOST_LENGTHS = 16
@@ -83,14 +94,22 @@ def run_padded(
       16 rows of 16 lengths up to 400, 2,715 -> 839 ms; but 64 rows of 20 lengths up to 40,
       150 -> 165 ms, and 32 rows of 32 lengths, 91 -> 161 ms (``encoder_grouping_probe.log``);
     - a GRU (no oneDNN path; it was slower by length) runs over the padded batch, one layer and
-      direction at a time (``_run_gru_padded``). The Bahdanau encoder (bi-GRU 512): 264 rows,
-      1,422 -> 1,204 ms; 16 rows up to 400 steps, 4,667 -> 1,533 ms (``gru_padded_probe.log``).
+      direction at a time (``_run_gru_padded``), when at least half the batch is real steps
+      and the module has no hooks. The Bahdanau encoder (bi-GRU 512): 264 rows, 1,422 ->
+      1,204 ms; 16 rows up to 400 steps, 4,667 -> 1,533 ms (``gru_padded_probe.log``).
 
     Every way computes the same function. Forward-only runs were as fast or faster packed, and
     CUDA packs natively: they stay packed. Logs in ``outputs/measured/2026-12-07_s24_zen3/``."""
+    if not rnn.batch_first:
+        raise ValueError("run_padded needs a batch-first RNN (batch_first=True)")
     lengths = lengths.cpu()
     training_on_cpu = inputs.device.type == "cpu" and torch.is_grad_enabled()
-    if training_on_cpu and isinstance(rnn, nn.GRU):
+    if (
+        training_on_cpu
+        and isinstance(rnn, nn.GRU)
+        and not _has_hooks(rnn)
+        and lengths.sum() >= _LEAST_FILL * lengths.numel() * inputs.size(1)
+    ):
         return _run_gru_padded(rnn, inputs, lengths)
     distinct = lengths.unique()
     if training_on_cpu and isinstance(rnn, nn.LSTM) and len(distinct) <= _MOST_LENGTHS:

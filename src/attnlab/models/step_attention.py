@@ -11,7 +11,8 @@ backward, as ``A^T ∂C`` and ``∂S^T Q``: two ``[B, S, T] @ [B, T, H]`` matmul
 Autograd runs a node's backward only after every consumer of its output has run theirs. Each
 step therefore takes a scalar ``order`` from the node that collects the factors, so that node
 runs last. Only fp32 / fp64 without autocast and without ``torch.compile`` (the steps share a
-Python list); elsewhere the decoder attends through its ``GlobalAttention`` as usual.
+Python list); elsewhere the decoder attends through its ``GlobalAttention`` as usual. The
+backward is once-differentiable: a second derivative through it raises an error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from attnlab.models.linear import matmul_dtype
 
 
 class StepAttention:
@@ -41,7 +44,7 @@ class StepAttention:
             torch.is_grad_enabled()
             and memory.requires_grad
             and memory.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled(memory.device.type)
+            and matmul_dtype(memory.device, memory.dtype) == memory.dtype  # no autocast
             and not torch.compiler.is_compiling()
         )
 
@@ -65,6 +68,7 @@ class _Step(torch.autograd.Function):
         weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
         context = torch.bmm(weights[:, None, :], memory).squeeze(1)
         ctx.memory, ctx.keys, ctx.factors = memory, keys, factors
+        ctx.sum_node = order.grad_fn
         ctx.save_for_backward(query, weights)
         return context, weights
 
@@ -75,7 +79,12 @@ class _Step(torch.autograd.Function):
         grad_weights = grad_weights + torch.bmm(ctx.memory, grad_context[:, :, None]).squeeze(-1)
         grad_scores = weights * (grad_weights - (weights * grad_weights).sum(-1, keepdim=True))
         grad_query = torch.bmm(grad_scores[:, None, :], ctx.keys).squeeze(1)
-        ctx.factors.append((weights, grad_context, grad_scores, query))
+        # Kept only if this pass runs the summing node: a pass that stops short of the memory
+        # (``backward(inputs=...)``, ``autograd.grad`` of decoder weights) would leave factors
+        # for the next pass to sum twice. Detached: a saved tensor's grad_fn would link the
+        # list back into the graph, a cycle through C++ nodes that no collector frees.
+        if _runs(ctx.sum_node):
+            ctx.factors.append((weights.detach(), grad_context, grad_scores, query.detach()))
         return grad_query, grad_context.new_zeros(()), None, None, None, None
 
 
@@ -100,3 +109,9 @@ class _SumOverSteps(torch.autograd.Function):
             torch.bmm(grad_scores.transpose(1, 2), queries),
             None,
         )
+
+
+def _runs(node: Any) -> bool:
+    """Whether the backward pass now running will run ``node``."""
+    will_run = getattr(torch._C, "_will_engine_execute_node", None)
+    return True if will_run is None else bool(will_run(node))
