@@ -61,3 +61,16 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config([*base, *overrides], output_dir or tmp_path)
 
     return _make
+
+
+def decode_step_by_step(
+    model: torch.nn.Module, src: torch.Tensor, pad_mask: torch.Tensor, tgt_in: torch.Tensor
+) -> torch.Tensor:
+    """Teacher-forced logits ``[B, T, V]`` by ``decode_step``, one step at a time."""
+    enc = model.encode(src, pad_mask)
+    state = model.init_decoder_state(enc)
+    steps = []
+    for t in range(tgt_in.size(1)):
+        logits, state = model.decode_step(tgt_in[:, t], enc, state)
+        steps.append(logits)
+    return torch.stack(steps, dim=1)

@@ -7,7 +7,7 @@ import torch
 
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.models.rnn import BahdanauRNN, LuongRNN
-from tests.conftest import STOP_WHEN_LEARNT
+from tests.conftest import STOP_WHEN_LEARNT, decode_step_by_step
 
 VARIANTS = [
     (BahdanauRNN, {}),
@@ -87,13 +87,8 @@ def test_training_on_the_real_positions_matches_step_by_step_decoding(cls, overr
         }
 
     def step_by_step():
-        enc = model.encode(src, pad_mask)
-        state = model.init_decoder_state(enc)
-        steps = []
-        for t in range(tgt_in.size(1)):
-            logits, state = model.decode_step(tgt_in[:, t], enc, state)
-            steps.append(logits)
-        return torch.stack(steps, dim=1).flatten(0, 1).index_select(0, positions)
+        logits = decode_step_by_step(model, src, pad_mask, tgt_in)
+        return logits.flatten(0, 1).index_select(0, positions)
 
     logits, grads = logits_and_grads(lambda: model(src, pad_mask, tgt_in, positions))
     expected_logits, expected_grads = logits_and_grads(step_by_step)
@@ -298,16 +293,8 @@ def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact()
         loss.backward()
         return {n: p.grad.clone() for n, p in model.encoder.named_parameters()}
 
-    def step_by_step():  # decode_step: the attention through autograd
-        enc = model.encode(src, pad_mask)
-        state = model.init_decoder_state(enc)
-        steps = []
-        for t in range(tgt_in.size(1)):
-            logits, state = model.decode_step(tgt_in[:, t], enc, state)
-            steps.append(logits)
-        return torch.stack(steps, dim=1)
-
     got = encoder_grads(lambda: model(src, pad_mask, tgt_in))
-    expected = encoder_grads(step_by_step)
+    # decode_step attends through GlobalAttention, with autograd's gradients.
+    expected = encoder_grads(lambda: decode_step_by_step(model, src, pad_mask, tgt_in))
     for name, grad in got.items():
         torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=1e-5, msg=name)

@@ -10,6 +10,7 @@ import torch
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.models.positional import SinusoidalPositions
 from attnlab.models.transformer import Transformer
+from tests.conftest import decode_step_by_step
 
 BOS, EOS, PAD = 2, 3, 0
 
@@ -52,13 +53,8 @@ def test_incremental_decoding_equals_teacher_forcing(variant):
     src, pad_mask = padded_batch([7, 4, 6], vocab=min(30, 40))
     tgt_in = torch.randint(4, 40, (3, 9))
     full = model(src, pad_mask, tgt_in)
-    enc = model.encode(src, pad_mask)
-    state = model.init_decoder_state(enc)
-    steps = []
-    for t in range(tgt_in.size(1)):
-        logits, state = model.decode_step(tgt_in[:, t], enc, state)
-        steps.append(logits)
-    torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+    steps = decode_step_by_step(model, src, pad_mask, tgt_in)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
 
 
 def test_d_k_and_d_v_are_independent_projection_widths():
