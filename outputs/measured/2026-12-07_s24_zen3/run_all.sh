@@ -41,3 +41,13 @@ python $D/profile_luong_shapes.py model@rnn_model=rnn_bahdanau > $D/profile_bahd
 # A clean clone's CI at 0695a3f, then at the final commit (its log name says which).
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_0695a3f.log 2>&1
 pip install -q --no-deps -e .
+# After the review's fixes (75be4bc) and the shared test helper (c5892ec), clean-clone CI again.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_75be4bc.log 2>&1
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_c5892ec.log 2>&1
+pip install -q --no-deps -e .
+# The review's scripts, at 0695a3f (a worktree on PYTHONPATH) and at 75be4bc.
+git worktree add -q /tmp/wt 0695a3f
+(PYTHONPATH=/tmp/wt/src python $D/review_partial_backward.py; PYTHONPATH=/tmp/wt/src python $D/review_graph_leak.py ref; PYTHONPATH=/tmp/wt/src python $D/review_graph_leak.py step) > $D/review_before_0695a3f.log 2>&1
+git worktree remove --force /tmp/wt
+python $D/review_partial_backward.py > $D/review_partial_backward_75be4bc.log 2>&1
+(python $D/review_graph_leak.py ref; python $D/review_graph_leak.py step) > $D/review_graph_leak_75be4bc.log 2>&1
