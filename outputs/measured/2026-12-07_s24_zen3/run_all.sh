@@ -51,3 +51,6 @@ git worktree add -q /tmp/wt 0695a3f
 git worktree remove --force /tmp/wt
 python $D/review_partial_backward.py > $D/review_partial_backward_75be4bc.log 2>&1
 (python $D/review_graph_leak.py ref; python $D/review_graph_leak.py step) > $D/review_graph_leak_75be4bc.log 2>&1
+# After a final read of the change: the review's two other checks, rerun at the final code.
+python $D/review_gru_fill.py > $D/review_gru_fill.log 2>&1
+python $D/review_run_padded_matrix.py > $D/review_run_padded_matrix.log 2>&1

@@ -289,7 +289,7 @@ class AdditiveAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``)."""
         scores = self.v(torch.tanh(projected_keys + self.query_proj(query)[:, None, :])).squeeze(-1)
-        return _attend(scores, keys, pad_mask)
+        return attend(scores, keys, pad_mask)
 
 
 class GlobalAttention(nn.Module):
@@ -332,16 +332,16 @@ class GlobalAttention(nn.Module):
                 scores = self.v(torch.tanh(projected_keys[:, None] + query)).squeeze(-1)
             else:
                 scores = torch.bmm(query, projected_keys.transpose(1, 2))
-            return _attend(scores, keys, pad_mask[:, None, :])
+            return attend(scores, keys, pad_mask[:, None, :])
         if self.score == "concat":
             hidden = torch.tanh(projected_keys + self.query_proj(query)[:, None, :])
             scores = self.v(hidden).squeeze(-1)
         else:
             scores = torch.bmm(projected_keys, query[:, :, None]).squeeze(-1)
-        return _attend(scores, keys, pad_mask)
+        return attend(scores, keys, pad_mask)
 
 
-def _attend(
+def attend(
     scores: torch.Tensor, keys: torch.Tensor, pad_mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The RNN attentions' context ``[B, K]`` and alignment ``[B, S]`` from ``scores [B, S]``

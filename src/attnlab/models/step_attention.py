@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from attnlab.models.attention import attend
 from attnlab.models.linear import matmul_dtype
 
 
@@ -64,9 +65,7 @@ class _Step(torch.autograd.Function):
         pad_mask: torch.Tensor,
         factors: list,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = torch.bmm(keys, query[:, :, None]).squeeze(-1)
-        weights = scores.masked_fill(pad_mask, float("-inf")).softmax(dim=-1)
-        context = torch.bmm(weights[:, None, :], memory).squeeze(1)
+        context, weights = attend(torch.bmm(keys, query[:, :, None]).squeeze(-1), memory, pad_mask)
         ctx.memory, ctx.keys, ctx.factors = memory, keys, factors
         ctx.sum_node = order.grad_fn
         ctx.save_for_backward(query, weights)
