@@ -54,3 +54,5 @@ python $D/review_partial_backward.py > $D/review_partial_backward_75be4bc.log 2>
 # After a final read of the change: the review's two other checks, rerun at the final code.
 python $D/review_gru_fill.py > $D/review_gru_fill.log 2>&1
 python $D/review_run_padded_matrix.py > $D/review_run_padded_matrix.log 2>&1
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_3f53ef6.log 2>&1
+pip install -q --no-deps -e .
