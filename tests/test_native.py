@@ -147,6 +147,48 @@ def test_kernels_stay_out_of_autograd() -> None:
         assert native.beam_self_attention(query, *buffers) is not None
 
 
+def test_additive_scores_and_their_gradients_match_autograd() -> None:
+    """Bahdanau's scores v^T tanh(k + q) and their backward, against fp64 autograd: keys from
+    the tanh's linear part to its saturation, a padded position (zero gradient) skipped, and
+    the keys' gradient added to what the sum already holds."""
+    gen = torch.Generator().manual_seed(4)
+    keys = torch.randn(3, 7, 10, generator=gen) * 4
+    keys[0, 0] = torch.linspace(-0.2, 0.2, 10)  # |x| < 0.1: the series branch
+    keys[0, 1] = torch.linspace(-20.0, 20.0, 10)  # saturated
+    query, v = torch.randn(3, 10, generator=gen), torch.randn(1, 10, generator=gen)
+    query[0] = 0.0
+    grad_scores = torch.randn(3, 7, generator=gen)
+    grad_scores[2, 5:] = 0.0  # padding after the masked softmax
+
+    k64, q64, v64 = (x.double().requires_grad_() for x in (keys, query, v))
+    expected = (torch.tanh(k64 + q64[:, None]) @ v64[0]).squeeze(-1)
+    expected.backward(grad_scores.double())
+    scores = native.additive_scores(keys, query, v)
+    assert scores is not None and scores.shape == (3, 7) and scores.dtype == torch.float32
+    torch.testing.assert_close(scores.double(), expected.detach(), rtol=1e-5, atol=1e-5)
+
+    earlier = torch.randn(3, 7, 10, generator=gen)
+    grad_keys = earlier.clone()
+    grad_query, grad_v = native.additive_scores_grad(keys, query, v, grad_scores, grad_keys)
+    torch.testing.assert_close(
+        grad_keys.double(), earlier.double() + k64.grad, rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(grad_query.double(), q64.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_v.double(), v64.grad[0], rtol=1e-5, atol=1e-5)
+    without_keys = native.additive_scores_grad(keys, query, v, grad_scores, None)
+    torch.testing.assert_close(without_keys, (grad_query, grad_v))
+
+    # tanh itself to a few ulp, relative, small arguments included (no cancellation near 0).
+    x = torch.cat([torch.logspace(-6, 1.3, 400), -torch.logspace(-6, 1.3, 400)])
+    tanh = native.additive_scores(x.view(1, -1, 1), torch.zeros(1, 1), torch.ones(1, 1))
+    torch.testing.assert_close(tanh.view(-1).double(), torch.tanh(x.double()), rtol=1e-6, atol=0)
+
+    assert native.additive_scores(keys.double(), query.double(), v.double()) is None
+    assert native.additive_scores(keys, query[:2], v) is None
+    with torch.enable_grad():
+        assert native.additive_scores(keys, query.requires_grad_(), v) is None  # no graph
+
+
 def test_log_probs_that_round_to_a_tie_go_to_the_lowest_index() -> None:
     """Different logits can round to one log-prob; ranked by log-prob, that is a tie."""
     x = torch.zeros(2, 8000)

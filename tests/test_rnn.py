@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from attnlab import native
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.models.rnn import BahdanauRNN, LuongRNN
 from tests.conftest import STOP_WHEN_LEARNT, decode_step_by_step
@@ -275,11 +276,43 @@ def test_step_attention_sums_the_memory_gradients_over_the_steps_exactly(score):
     assert torch.autograd.gradcheck(lambda m, q: attend_each_step(m, q, True), (memory, queries))
 
 
-def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact():
-    """Teacher-forced Luong steps attend through StepAttention, which sums the encoder memory's
-    gradients after the last step. A pass that stops at the decoder's weights first
-    (``backward(inputs=...)``) must not leave its steps' parts behind for the next pass."""
-    model = build(LuongRNN, dropout=0.0).train()
+def test_bahdanau_trains_the_same_with_and_without_the_native_kernels():
+    """Teacher-forced Bahdanau scores through the native kernels (fp32, CPU) or through
+    PyTorch's ops when they are switched off: the same logits and gradients."""
+    if not native.available():
+        pytest.skip("no C compiler: the native kernels could not be built")
+    model = build(BahdanauRNN, dropout=0.0).train()
+    src, pad_mask = batch()
+    tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))
+
+    def logits_and_grads():
+        model.zero_grad(set_to_none=True)
+        logits = model(src, pad_mask, tgt_in)
+        logits.logsumexp(-1).sum().backward()
+        return logits.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+    assert model._for_teacher_forcing(model.encode(src, pad_mask)).step_attention is not None
+    logits, grads = logits_and_grads()
+    native.use_native_kernels(False)
+    try:
+        assert model._for_teacher_forcing(model.encode(src, pad_mask)).step_attention is None
+        expected_logits, expected_grads = logits_and_grads()
+    finally:
+        native.use_native_kernels(True)
+    torch.testing.assert_close(logits, expected_logits, atol=1e-6, rtol=1e-5)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("cls", [LuongRNN, BahdanauRNN])
+def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact(cls):
+    """Teacher-forced steps attend through StepAttention (Luong) or AdditiveStepScores
+    (Bahdanau, with the native kernels), which sum the encoder side's gradients after the last
+    step. A pass that stops at the decoder's weights first (``backward(inputs=...)``) must not
+    leave its steps' parts behind for the next pass."""
+    if cls is BahdanauRNN and not native.available():
+        pytest.skip("no C compiler: the native kernels could not be built")
+    model = build(cls, dropout=0.0).train()
     src, pad_mask = batch()
     tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))
     assert model._for_teacher_forcing(model.encode(src, pad_mask)).step_attention is not None
@@ -294,7 +327,7 @@ def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact()
         return {n: p.grad.clone() for n, p in model.encoder.named_parameters()}
 
     got = encoder_grads(lambda: model(src, pad_mask, tgt_in))
-    # decode_step attends through GlobalAttention, with autograd's gradients.
+    # decode_step attends through the model's attention module, with autograd's gradients.
     expected = encoder_grads(lambda: decode_step_by_step(model, src, pad_mask, tgt_in))
     for name, grad in got.items():
         torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=1e-5, msg=name)

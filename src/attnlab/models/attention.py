@@ -12,6 +12,7 @@ self-attention over a cache is the cache's own (``kv_cache.py``, on every device
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -286,9 +287,22 @@ class AdditiveAttention(nn.Module):
         keys: torch.Tensor,
         projected_keys: torch.Tensor,
         pad_mask: torch.Tensor,
+        step_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``)."""
-        scores = self.v(torch.tanh(projected_keys + self.query_proj(query)[:, None, :])).squeeze(-1)
+        """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``).
+        ``step_scores(W s, v)`` gives the scores in teacher forcing (``AdditiveStepScores``);
+        without gradients fp32 CPU scores come from the native kernel, which reads the projected
+        keys once and writes no ``[B, S, A]`` tensor."""
+        projected_query = self.query_proj(query)
+        if step_scores is not None:
+            scores = step_scores(projected_query, self.v.weight)
+        else:
+            scores = None
+            if not torch.is_grad_enabled():
+                scores = native.additive_scores(projected_keys, projected_query, self.v.weight)
+            if scores is None:
+                hidden = torch.tanh(projected_keys + projected_query[:, None, :])
+                scores = self.v(hidden).squeeze(-1)
         return attend(scores, keys, pad_mask)
 
 

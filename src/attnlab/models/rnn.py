@@ -33,7 +33,7 @@ from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
 from attnlab.models.linear import Linear
 from attnlab.models.recurrent import run_padded, run_recurrent
-from attnlab.models.step_attention import StepAttention
+from attnlab.models.step_attention import AdditiveStepScores, StepAttention
 
 
 @dataclass
@@ -43,8 +43,9 @@ class RNNEncoderOut:
     pad_mask: torch.Tensor  # [B, S]
     final: tuple[torch.Tensor, ...]  # the encoder's final states, [layers * dirs, B, H] each
     src_tokens: torch.Tensor | None = None  # [B, S], kept for a copy layer to point into
-    # Teacher forcing only: the attention over this memory that sums its gradients once.
-    step_attention: StepAttention | None = None
+    # Teacher forcing only: Luong's attention over this memory that sums its gradients once, or
+    # Bahdanau's additive scores by native kernels.
+    step_attention: StepAttention | AdditiveStepScores | None = None
 
     def index_select(self, index: torch.Tensor) -> RNNEncoderOut:
         tokens = self.src_tokens
@@ -374,13 +375,22 @@ class BahdanauRNN(_RNNSeq2Seq):
     ) -> tuple[_Step, RNNDecoderState]:
         (hidden,) = state.hidden
         # The alignment model is queried with the previous state s_{i-1} (Bahdanau §3.1).
-        context, weights = self.attention(hidden[-1], enc.memory, enc.keys, enc.pad_mask)
+        context, weights = self.attention(
+            hidden[-1], enc.memory, enc.keys, enc.pad_mask, enc.step_attention
+        )
         output, hidden = self.decoder(torch.cat([embedded, context], dim=-1)[:, None], hidden)
         output = output[:, 0]
         # The deep output reads s_i, E y_{i-1} and c_i; none of it feeds the next step.
         readout = torch.cat([output, embedded, context], dim=-1) if self.deep_output else output
         step = _Step(readout, weights, context, output, embedded)
         return step, RNNDecoderState((hidden,), None, self._keep(state, weights))
+
+    def _for_teacher_forcing(self, enc: RNNEncoderOut) -> RNNEncoderOut:
+        # The additive scores by native kernels, the keys' gradient summed in place over the
+        # steps (models/step_attention.py).
+        if AdditiveStepScores.applies(enc.keys):
+            return replace(enc, step_attention=AdditiveStepScores(enc.keys))
+        return enc
 
     def _output(self, readout: torch.Tensor) -> torch.Tensor:
         if self.deep_output:

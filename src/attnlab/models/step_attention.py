@@ -1,5 +1,6 @@
-"""Dot-product attention of a step-by-step decoder over a fixed memory, for teacher forcing:
-the gradients of the memory and its keys are summed over the steps by one matmul each.
+"""Attention of a step-by-step decoder over a fixed memory, for teacher forcing: the gradients
+of the memory and its keys summed over the steps once, not step by step (``StepAttention``,
+dot-product scores), and Bahdanau's additive scores by native kernels (``AdditiveStepScores``).
 
 An RNN decoder attends to the same encoder memory ``M [B, S, H]`` and keys ``K [B, S, H]`` at
 every step. Through autograd each step's backward makes two ``[B, S, H]`` outer products
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from attnlab import native
 from attnlab.models.attention import attend
 from attnlab.models.linear import matmul_dtype
 
@@ -114,3 +116,92 @@ def _runs(node: Any) -> bool:
     """Whether the backward pass now running will run ``node``."""
     will_run = getattr(torch._C, "_will_engine_execute_node", None)
     return True if will_run is None else bool(will_run(node))
+
+
+class AdditiveStepScores:
+    """Bahdanau's scores ``e_t = v^T tanh(U h + W s_{t-1})`` for each teacher-forced step in
+    turn, from the projected keys ``U h [B, S, A]`` and each step's projected query ``W s_{t-1}
+    [B, A]``, by the native kernels (``attnlab/native``): the keys are read once a step and the
+    ``[B, S, A]`` tanh is neither written nor kept for the backward, which recomputes it. Each
+    step's backward adds its keys' gradient in place into one ``[B, S, A]`` sum, handed to
+    autograd once, after the last step's, as ``StepAttention`` does. fp32 on a CPU only."""
+
+    def __init__(self, projected_keys: torch.Tensor):
+        self.keys = projected_keys.detach()
+        self.sum = _KeyGradientSum()
+        self.order = _HandOverKeyGradient.apply(projected_keys, self.sum)
+
+    @staticmethod
+    def applies(projected_keys: torch.Tensor) -> bool:
+        return (
+            torch.is_grad_enabled()
+            and projected_keys.requires_grad
+            and projected_keys.dtype == torch.float32
+            and projected_keys.device.type == "cpu"
+            and matmul_dtype(projected_keys.device, projected_keys.dtype) == torch.float32
+            and not torch.compiler.is_compiling()
+            and native.available()
+        )
+
+    def __call__(self, query: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, S]`` of one step's projected query ``[B, A]``; ``v`` holds ``A`` values."""
+        return _AdditiveScores.apply(query, v, self.order, self.keys, self.sum)
+
+
+class _KeyGradientSum:
+    """The keys' gradient summed over the steps so far (``None`` before the first)."""
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+
+    def buffer(self, like: torch.Tensor) -> torch.Tensor:
+        if self.total is None:
+            self.total = torch.zeros_like(like, memory_format=torch.contiguous_format)
+        return self.total
+
+    def take(self) -> torch.Tensor | None:
+        total, self.total = self.total, None
+        return total
+
+
+class _AdditiveScores(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        query: torch.Tensor,
+        v: torch.Tensor,
+        order: torch.Tensor,
+        keys: torch.Tensor,
+        key_sum: _KeyGradientSum,
+    ) -> torch.Tensor:
+        scores = native.additive_scores(keys, query, v)
+        if scores is None:
+            raise RuntimeError("the native additive-score kernel does not apply to these inputs")
+        ctx.keys, ctx.key_sum, ctx.sum_node = keys, key_sum, order.grad_fn
+        ctx.v_shape = v.shape
+        ctx.save_for_backward(query, v)
+        return scores
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_scores: torch.Tensor) -> tuple:
+        query, v = ctx.saved_tensors
+        # Summed only if this pass runs the node that hands the sum over (see StepAttention).
+        grad_keys = ctx.key_sum.buffer(ctx.keys) if _runs(ctx.sum_node) else None
+        grads = native.additive_scores_grad(ctx.keys, query, v, grad_scores, grad_keys)
+        if grads is None:
+            raise RuntimeError("the native additive-score kernel does not apply to these inputs")
+        grad_query, grad_v = grads
+        return grad_query, grad_v.view(ctx.v_shape), grad_scores.new_zeros(()), None, None
+
+
+class _HandOverKeyGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, keys: torch.Tensor, key_sum: _KeyGradientSum) -> torch.Tensor:
+        ctx.key_sum = key_sum
+        return keys.new_zeros(())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, _: torch.Tensor) -> tuple:
+        return ctx.key_sum.take(), None

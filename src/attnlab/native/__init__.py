@@ -12,6 +12,10 @@ time. Three steps that ATen runs as many passes are fused here:
 - :func:`attention`: a decoding step's cross-attention (a few queries per row and head), scores,
   mask, softmax and weighted sum in one pass.
 
+Bahdanau's additive attention scores ``v^T tanh(U h_j + W s)`` (:func:`additive_scores`, and
+in teacher forcing their backward, :func:`additive_scores_grad`) read the projected keys once
+and never write the ``[B, S, A]`` tanh (the backward recomputes it).
+
 In training, :func:`smoothed_cross_entropy` and :func:`smoothed_cross_entropy_grad` are the
 label-smoothed loss over ``[tokens, V]`` logits and its gradient (losses.py), in two reads of
 the logits and one read and one write, where log_softmax, gather, mean and the backward's exp,
@@ -138,6 +142,10 @@ def _load() -> ctypes.CDLL | None:
                 [p, c_int, i64, i64] + [p] * 3 + [ctypes.c_float, p, c_int]
             )
             library.smoothed_ce_backward.restype = None
+            library.additive_scores.argtypes = [p] * 4 + [i64] * 3 + [c_int]
+            library.additive_scores.restype = None
+            library.additive_scores_backward.argtypes = [p] * 7 + [i64] * 3 + [c_int]
+            library.additive_scores_backward.restype = None
             _library = library
     return _library
 
@@ -363,3 +371,81 @@ def smoothed_cross_entropy_grad(
         torch.get_num_threads(),
     )
     return grad
+
+
+def _additive_applies(keys: torch.Tensor, query: torch.Tensor, v: torch.Tensor) -> bool:
+    b, s, a = keys.shape if keys.dim() == 3 else (0, 0, -1)
+    return (
+        _enabled
+        and a > 0
+        and query.shape == (b, a)
+        and v.numel() == a
+        and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (keys, query, v))
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (keys, query, v)))
+        and not torch.compiler.is_compiling()
+        and _load() is not None
+    )
+
+
+def additive_scores(
+    keys: torch.Tensor, query: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor | None:
+    """``(tanh(keys + query[:, None]) @ v)``: scores ``[B, S]`` of the projected keys ``[B, S, A]``
+    for the projected queries ``[B, A]`` and the score vector ``v`` (``A`` values), fp32 CPU
+    tensors; no autograd (the caller's Function gives the backward). ``None`` where the kernel
+    does not apply."""
+    if not _additive_applies(keys, query, v):
+        return None
+    keys, query, v = keys.contiguous(), query.contiguous(), v.reshape(-1).contiguous()
+    b, s, a = keys.shape
+    scores = keys.new_empty(b, s)
+    _library.additive_scores(
+        keys.data_ptr(),
+        query.data_ptr(),
+        v.data_ptr(),
+        scores.data_ptr(),
+        b,
+        s,
+        a,
+        torch.get_num_threads(),
+    )
+    return scores
+
+
+def additive_scores_grad(
+    keys: torch.Tensor,
+    query: torch.Tensor,
+    v: torch.Tensor,
+    grad_scores: torch.Tensor,
+    grad_keys: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The backward of :func:`additive_scores` for ``grad_scores [B, S]``: the query's and
+    ``v``'s gradients (``[B, A]``, ``[A]``), with the keys' added in place into ``grad_keys``
+    (contiguous ``[B, S, A]`` fp32, a sum over several calls; ``None``: not wanted). ``None``
+    where the kernel does not apply."""
+    if not _additive_applies(keys, query, v) or grad_scores.shape != keys.shape[:2]:
+        return None
+    if grad_keys is not None and (
+        grad_keys.shape != keys.shape
+        or grad_keys.dtype != torch.float32
+        or not grad_keys.is_contiguous()
+    ):
+        return None
+    keys, query, v = keys.contiguous(), query.contiguous(), v.reshape(-1).contiguous()
+    grad_scores = grad_scores.to(torch.float32).contiguous()
+    b, s, a = keys.shape
+    grad_query, grad_v_rows = query.new_empty(b, a), query.new_empty(b, a)
+    _library.additive_scores_backward(
+        keys.data_ptr(),
+        query.data_ptr(),
+        v.data_ptr(),
+        grad_scores.data_ptr(),
+        None if grad_keys is None else grad_keys.data_ptr(),
+        grad_query.data_ptr(),
+        grad_v_rows.data_ptr(),
+        b,
+        s,
+        a,
+        torch.get_num_threads(),
+    )
+    return grad_query, grad_v_rows.sum(0)

@@ -330,3 +330,74 @@ void smoothed_ce_backward(const void *logits, int bf16, int64_t rows, int64_t vo
     free(scratch);
   }
 }
+
+/* -------------------------------------------- Bahdanau's additive scores (teacher forcing) */
+
+/* tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|) <= 1; below |x| = 0.1, where 1 - e
+ * would cancel, its Taylor series to x^7 (truncation under 3e-11). Within a few ulp. */
+#pragma omp declare simd notinbranch
+static inline float tanh_approx(float x) {
+  float ax = x < 0.f ? -x : x;
+  float e = exp_nonpositive(-2.f * ax);
+  float big = (1.f - e) / (1.f + e);
+  float x2 = ax * ax;
+  float small = ax * (1.f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+  float t = ax < 0.1f ? small : big;
+  return x < 0.f ? -t : t;
+}
+
+/* scores[b, s] = sum_a v[a] tanh(keys[b, s, a] + query[b, a]): the projected keys U h_j
+ * [batch, len, dim] read once, the [batch, len, dim] tanh never written. fp32. */
+void additive_scores(const float *keys, const float *query, const float *v, float *scores,
+                     int64_t batch, int64_t len, int64_t dim, int threads) {
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < len; ++s) {
+      const float *k = keys + (b * len + s) * dim, *q = query + b * dim;
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t a = 0; a < dim; ++a) sum += v[a] * tanh_approx(k[a] + q[a]);
+      scores[b * len + s] = sum;
+    }
+}
+
+/* The backward of additive_scores for grad_scores [batch, len], the tanh recomputed:
+ * d = g[b, s] v (1 - t^2) is added into grad_keys [batch, len, dim] (a running sum over the
+ * decoder's steps; NULL: not wanted) and summed over s into grad_query [batch, dim];
+ * grad_v_rows [batch, dim] gets sum_s g[b, s] t (the caller sums it over b). Positions with
+ * g = 0 (padding, after the masked softmax) are skipped. */
+void additive_scores_backward(const float *keys, const float *query, const float *v,
+                              const float *grad_scores, float *grad_keys, float *grad_query,
+                              float *grad_v_rows, int64_t batch, int64_t len, int64_t dim,
+                              int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    float *gq = grad_query + b * dim, *gv = grad_v_rows + b * dim;
+    const float *q = query + b * dim;
+    memset(gq, 0, sizeof(float) * dim);
+    memset(gv, 0, sizeof(float) * dim);
+    for (int64_t s = 0; s < len; ++s) {
+      float g = grad_scores[b * len + s];
+      if (g == 0.f) continue;
+      const float *k = keys + (b * len + s) * dim;
+      if (grad_keys) {
+        float *gk = grad_keys + (b * len + s) * dim;
+#pragma omp simd
+        for (int64_t a = 0; a < dim; ++a) {
+          float t = tanh_approx(k[a] + q[a]);
+          float d = g * v[a] * (1.f - t * t);
+          gk[a] += d;
+          gq[a] += d;
+          gv[a] += g * t;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t a = 0; a < dim; ++a) {
+          float t = tanh_approx(k[a] + q[a]);
+          gq[a] += g * v[a] * (1.f - t * t);
+          gv[a] += g * t;
+        }
+      }
+    }
+  }
+}
