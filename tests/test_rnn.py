@@ -66,6 +66,7 @@ def test_incremental_decoding_equals_teacher_forcing(cls, overrides):
         (LuongRNN, {"copy_attention": True}),
         (LuongRNN, {"input_feeding": False}),
         (LuongRNN, {"input_feeding": False, "score": "dot", "copy_attention": True}),
+        (LuongRNN, {"score": "concat"}),
     ],
 )
 def test_training_on_the_real_positions_matches_step_by_step_decoding(cls, overrides):
@@ -276,12 +277,14 @@ def test_step_attention_sums_the_memory_gradients_over_the_steps_exactly(score):
     assert torch.autograd.gradcheck(lambda m, q: attend_each_step(m, q, True), (memory, queries))
 
 
-def test_bahdanau_trains_the_same_with_and_without_the_native_kernels():
-    """Teacher-forced Bahdanau scores through the native kernels (fp32, CPU) or through
-    PyTorch's ops when they are switched off: the same logits and gradients."""
+@pytest.mark.parametrize(("cls", "overrides"), [(BahdanauRNN, {}), (LuongRNN, {"score": "concat"})])
+def test_additive_scores_train_the_same_with_and_without_the_native_kernels(cls, overrides):
+    """Teacher-forced additive scores (Bahdanau's, Luong's concat) through the native kernels
+    (fp32, CPU) or through PyTorch's ops when they are switched off: the same logits and
+    gradients."""
     if not native.available():
         pytest.skip("no C compiler: the native kernels could not be built")
-    model = build(BahdanauRNN, dropout=0.0).train()
+    model = build(cls, dropout=0.0, **overrides).train()
     src, pad_mask = batch()
     tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))
 
@@ -304,15 +307,18 @@ def test_bahdanau_trains_the_same_with_and_without_the_native_kernels():
         torch.testing.assert_close(grad, expected_grads[name], atol=1e-6, rtol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("cls", [LuongRNN, BahdanauRNN])
-def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact(cls):
-    """Teacher-forced steps attend through StepAttention (Luong) or AdditiveStepScores
-    (Bahdanau, with the native kernels), which sum the encoder side's gradients after the last
-    step. A pass that stops at the decoder's weights first (``backward(inputs=...)``) must not
-    leave its steps' parts behind for the next pass."""
-    if cls is BahdanauRNN and not native.available():
+@pytest.mark.parametrize(
+    ("cls", "overrides"), [(LuongRNN, {}), (BahdanauRNN, {}), (LuongRNN, {"score": "concat"})]
+)
+def test_a_backward_that_stops_short_of_the_encoder_leaves_its_gradients_exact(cls, overrides):
+    """Teacher-forced steps attend through StepAttention (Luong's dot and general scores) or
+    AdditiveStepScores (additive scores, with the native kernels), which sum the encoder side's
+    gradients after the last step. A pass that stops at the decoder's weights first
+    (``backward(inputs=...)``) must not leave its steps' parts behind for the next pass."""
+    additive = cls is BahdanauRNN or overrides.get("score") == "concat"
+    if additive and not native.available():
         pytest.skip("no C compiler: the native kernels could not be built")
-    model = build(cls, dropout=0.0).train()
+    model = build(cls, dropout=0.0, **overrides).train()
     src, pad_mask = batch()
     tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))
     assert model._for_teacher_forcing(model.encode(src, pad_mask)).step_attention is not None

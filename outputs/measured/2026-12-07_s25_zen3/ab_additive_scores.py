@@ -4,7 +4,7 @@
 # differentiated at every step, the keys' gradient added step by step) against
 # AdditiveStepScores (models/step_attention.py: native kernels, the tanh recomputed in the
 # backward, the keys' gradient summed in place). Two copies of the same initial weights.
-#   STEPS=16 python ab_additive_scores.py [data.max_tokens=... ...]
+#   STEPS=16 python ab_additive_scores.py [max_tokens=2560] [model@rnn_model=rnn_luong rnn_model.score=concat]
 import os, sys, statistics, types, torch
 from hydra import compose, initialize_config_dir
 from attnlab import bench as B
@@ -12,8 +12,10 @@ from attnlab.runtime import keep_freed_memory; keep_freed_memory()
 
 conf = os.path.abspath(os.path.join(os.path.dirname(__file__), "../../../conf"))
 with initialize_config_dir(config_dir=conf, version_base=None):
-    cfg = compose("bench", overrides=["~model@extra_models.base", "model@rnn_model=rnn_bahdanau", *sys.argv[1:]])
-print(cfg.rnn_model._target_)
+    chosen = any(a.startswith("model@rnn_model=") for a in sys.argv[1:])
+    default = [] if chosen else ["model@rnn_model=rnn_bahdanau"]
+    cfg = compose("bench", overrides=["~model@extra_models.base", *default, *sys.argv[1:]])
+print(cfg.rnn_model._target_, "score", cfg.rnn_model.get("score"), "input_feeding", cfg.rnn_model.get("input_feeding"))
 dev = torch.device("cpu")
 batches = B.synthetic_batches(cfg)
 print("batch shapes (src, tgt):", [(tuple(b.src.shape), tuple(b.tgt_in.shape)) for b in batches])

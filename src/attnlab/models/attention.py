@@ -289,21 +289,29 @@ class AdditiveAttention(nn.Module):
         pad_mask: torch.Tensor,
         step_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``).
-        ``step_scores(W s, v)`` gives the scores in teacher forcing (``AdditiveStepScores``);
-        without gradients fp32 CPU scores come from the native kernel, which reads the projected
-        keys once and writes no ``[B, S, A]`` tensor."""
-        projected_query = self.query_proj(query)
-        if step_scores is not None:
-            scores = step_scores(projected_query, self.v.weight)
-        else:
-            scores = None
-            if not torch.is_grad_enabled():
-                scores = native.additive_scores(projected_keys, projected_query, self.v.weight)
-            if scores is None:
-                hidden = torch.tanh(projected_keys + projected_query[:, None, :])
-                scores = self.v(hidden).squeeze(-1)
+        """query ``[B, Q]``, keys ``[B, S, K]`` -> (context ``[B, K]``, weights ``[B, S]``);
+        ``step_scores``: see :func:`additive_scores`."""
+        scores = additive_scores(projected_keys, self.query_proj(query), self.v, step_scores)
         return attend(scores, keys, pad_mask)
+
+
+def additive_scores(
+    projected_keys: torch.Tensor,
+    projected_query: torch.Tensor,
+    v: nn.Linear,
+    step_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``v^T tanh(k_j + q)``: scores ``[B, S]`` of projected keys ``[B, S, A]`` for one step's
+    projected queries ``[B, A]``. ``step_scores(q, v.weight)`` computes them in teacher forcing
+    (``AdditiveStepScores``); without gradients, fp32 CPU scores come from the native kernel,
+    which reads the keys once and writes no ``[B, S, A]`` tensor; otherwise PyTorch's ops."""
+    if step_scores is not None:
+        return step_scores(projected_query, v.weight)
+    if not torch.is_grad_enabled():
+        scores = native.additive_scores(projected_keys, projected_query, v.weight)
+        if scores is not None:
+            return scores
+    return v(torch.tanh(projected_keys + projected_query[:, None, :])).squeeze(-1)
 
 
 class GlobalAttention(nn.Module):
@@ -335,11 +343,13 @@ class GlobalAttention(nn.Module):
         keys: torch.Tensor,
         projected_keys: torch.Tensor,
         pad_mask: torch.Tensor,
+        step_scores: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Context and alignment for one decoder step's queries ``[B, Q]`` (``[B, K]`` and
         ``[B, S]``), or for all steps' at once, ``[B, T, Q]`` (``[B, T, K]`` and ``[B, T, S]``).
         A decoder that feeds nothing of the attention back (Luong without input feeding) can
-        attend for all its steps in one batched matmul."""
+        attend for all its steps in one batched matmul. ``step_scores`` (one step, score
+        ``concat``): see :func:`additive_scores`."""
         if query.dim() == 3:
             if self.score == "concat":
                 query = self.query_proj(query)[:, :, None, :]  # [B, T, 1, A]
@@ -348,8 +358,7 @@ class GlobalAttention(nn.Module):
                 scores = torch.bmm(query, projected_keys.transpose(1, 2))
             return attend(scores, keys, pad_mask[:, None, :])
         if self.score == "concat":
-            hidden = torch.tanh(projected_keys + self.query_proj(query)[:, None, :])
-            scores = self.v(hidden).squeeze(-1)
+            scores = additive_scores(projected_keys, self.query_proj(query), self.v, step_scores)
         else:
             scores = torch.bmm(projected_keys, query[:, :, None]).squeeze(-1)
         return attend(scores, keys, pad_mask)

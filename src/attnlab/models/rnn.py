@@ -43,8 +43,8 @@ class RNNEncoderOut:
     pad_mask: torch.Tensor  # [B, S]
     final: tuple[torch.Tensor, ...]  # the encoder's final states, [layers * dirs, B, H] each
     src_tokens: torch.Tensor | None = None  # [B, S], kept for a copy layer to point into
-    # Teacher forcing only: Luong's attention over this memory that sums its gradients once, or
-    # Bahdanau's additive scores by native kernels.
+    # Teacher forcing only: Luong's dot-product attention over this memory that sums its
+    # gradients once, or additive scores (Bahdanau's, Luong's concat) by native kernels.
     step_attention: StepAttention | AdditiveStepScores | None = None
 
     def index_select(self, index: torch.Tensor) -> RNNEncoderOut:
@@ -512,22 +512,24 @@ class LuongRNN(_RNNSeq2Seq):
 
     def _for_teacher_forcing(self, enc: RNNEncoderOut) -> RNNEncoderOut:
         # Stepping with a dot-product score: the memory's and keys' gradients are summed over
-        # the steps in one matmul each (models/step_attention.py).
-        if (
-            self.input_feeding
-            and self.attention.score in ("dot", "general")
-            and StepAttention.applies(enc.memory)
-        ):
+        # the steps in one matmul each; with concat, the additive scores by native kernels
+        # (models/step_attention.py).
+        if not self.input_feeding:
+            return enc
+        if self.attention.score in ("dot", "general") and StepAttention.applies(enc.memory):
             return replace(enc, step_attention=StepAttention(enc.memory, enc.keys, enc.pad_mask))
+        if self.attention.score == "concat" and AdditiveStepScores.applies(enc.keys):
+            return replace(enc, step_attention=AdditiveStepScores(enc.keys))
         return enc
 
     def _attend(self, top: torch.Tensor, embedded: torch.Tensor, enc: RNNEncoderOut) -> _Step:
         """Global attention and the attentional vector ``h~_t = tanh(W_c [c_t; h_t])`` from the
         top decoder state(s), ``[B, H]`` for one step or ``[B, T, H]`` for all."""
-        if enc.step_attention is not None and top.dim() == 2:
-            context, weights = enc.step_attention(top)
+        step = enc.step_attention if top.dim() == 2 else None
+        if isinstance(step, StepAttention):
+            context, weights = step(top)
         else:
-            context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask)
+            context, weights = self.attention(top, enc.memory, enc.keys, enc.pad_mask, step)
         attentional = torch.tanh(self.combine(torch.cat([context, top], dim=-1)))
         attentional = dropout(attentional, self.dropout, self.training)
         return _Step(attentional, weights, context, top, embedded)

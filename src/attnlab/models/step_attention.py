@@ -1,6 +1,6 @@
 """Attention of a step-by-step decoder over a fixed memory, for teacher forcing: the gradients
 of the memory and its keys summed over the steps once, not step by step (``StepAttention``,
-dot-product scores), and Bahdanau's additive scores by native kernels (``AdditiveStepScores``).
+dot-product scores), and additive scores by native kernels (``AdditiveStepScores``).
 
 An RNN decoder attends to the same encoder memory ``M [B, S, H]`` and keys ``K [B, S, H]`` at
 every step. Through autograd each step's backward makes two ``[B, S, H]`` outer products
@@ -119,9 +119,9 @@ def _runs(node: Any) -> bool:
 
 
 class AdditiveStepScores:
-    """Bahdanau's scores ``e_t = v^T tanh(U h + W s_{t-1})`` for each teacher-forced step in
-    turn, from the projected keys ``U h [B, S, A]`` and each step's projected query ``W s_{t-1}
-    [B, A]``, by the native kernels (``attnlab/native``): the keys are read once a step and the
+    """Additive scores ``e_t = v^T tanh(U h + W s_t)`` (Bahdanau's, where ``s_t`` is the previous
+    decoder state; Luong's concat) for each teacher-forced step in turn, from the projected keys
+    ``U h [B, S, A]`` and each step's projected query ``W s_t [B, A]``, by the native kernels (``attnlab/native``): the keys are read once a step and the
     ``[B, S, A]`` tanh is neither written nor kept for the backward, which recomputes it. Each
     step's backward adds its keys' gradient in place into one ``[B, S, A]`` sum, handed to
     autograd once, after the last step's, as ``StepAttention`` does. fp32 on a CPU only."""
