@@ -155,6 +155,34 @@ class AttentionMaps(L.Callback):
                 )
 
 
+class ReleaseFreedMemory(L.Callback):
+    """Returns the heap's free pages to the OS every ``every_n_steps`` training steps and after
+    each validation (``runtime.release_freed_memory``), so that a long CPU run's resident
+    memory stays near what it uses; ``every_n_steps: 0`` only after validation."""
+
+    def __init__(self, every_n_steps: int = 100):
+        if every_n_steps < 0:
+            raise ValueError(f"every_n_steps must be >= 0, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self._released_at = -1  # with gradient accumulation a step spans several batches
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        step = trainer.global_step
+        due = self.every_n_steps and step and step % self.every_n_steps == 0
+        if due and step != self._released_at:
+            self._released_at = step
+            self._release()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._release()
+
+    @staticmethod
+    def _release() -> None:
+        from attnlab.runtime import release_freed_memory
+
+        release_freed_memory()
+
+
 class CheckpointOnSignal(L.Callback):
     """On SIGTERM, SIGUSR1 or SIGUSR2 (what SLURM and submitit send before they preempt or time
     out a job): finish the current step, save ``last.ckpt``, stop, and only then pass the signal

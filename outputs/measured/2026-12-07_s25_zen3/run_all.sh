@@ -22,3 +22,22 @@ REPEATS=12 python $D/ab_beam_mkl_small.py > $D/ab_beam_mkl_small.log 2>&1
 STEPS=12 python $D/ab_additive_scores.py > $D/ab_additive_scores.log 2>&1
 STEPS=24 python $D/ab_additive_scores.py max_tokens=2560 > $D/ab_additive_scores_2560.log 2>&1
 REPEATS=8 python $D/ab_additive_scores_beam.py > $D/ab_additive_scores_beam.log 2>&1
+
+# Clean-clone CI of the kernels' commit, then the README's 45-minute runs at 3393b9e (resident
+# memory of the Luong run sampled once a minute alongside; the Transformer's read from its W&B log).
+# rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_9e9bc19.log 2>&1
+$D/rnn_vs_transformer_45min.sh > $D/rnn_vs_transformer_45min.log 2>&1 &
+# started by hand at 19:52 UTC, 2.5 minutes into the Luong run:
+#   $D/rss_sampler.sh > $D/rss_luong_45min.log 2>&1 &
+wait
+PYTHONPATH=. python $D/wandb_memory.py outputs/train/runs/s25_rvt_transformer > $D/wandb_memory_transformer.log
+python $D/rvt_rows.py transformer luong > $D/rvt_rows.log
+
+# Luong's concat score through the kernels (aa454e0).
+STEPS=12 python $D/ab_additive_scores.py model@rnn_model=rnn_luong rnn_model.score=concat > $D/ab_additive_scores_luong_concat.log 2>&1
+
+# Memory: 200 updates with keep_freed_memory off, and on with ReleaseFreedMemory every 50 steps.
+$D/memory_probes.sh
+PYTHONPATH=. python $D/wandb_memory.py outputs/train/runs/s25_mem_nokeep 200 > $D/wandb_memory_nokeep.log
+PYTHONPATH=. python $D/wandb_memory.py outputs/train/runs/s25_mem_release 200 > $D/wandb_memory_release.log
+PYTHONPATH=. python $D/wandb_memory.py outputs/train/runs/s25_rvt_transformer 200 > $D/wandb_memory_transformer_fine.log
