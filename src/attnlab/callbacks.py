@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 
+from attnlab import runtime
 from attnlab.runs import RunPreempted
 
 log = logging.getLogger(__name__)
@@ -178,9 +179,7 @@ class ReleaseFreedMemory(L.Callback):
 
     @staticmethod
     def _release() -> None:
-        from attnlab.runtime import release_freed_memory
-
-        release_freed_memory()
+        runtime.release_freed_memory()
 
 
 class CheckpointOnSignal(L.Callback):

@@ -121,10 +121,11 @@ def _runs(node: Any) -> bool:
 class AdditiveStepScores:
     """Additive scores ``e_t = v^T tanh(U h + W s_t)`` (Bahdanau's, where ``s_t`` is the previous
     decoder state; Luong's concat) for each teacher-forced step in turn, from the projected keys
-    ``U h [B, S, A]`` and each step's projected query ``W s_t [B, A]``, by the native kernels (``attnlab/native``): the keys are read once a step and the
-    ``[B, S, A]`` tanh is neither written nor kept for the backward, which recomputes it. Each
-    step's backward adds its keys' gradient in place into one ``[B, S, A]`` sum, handed to
-    autograd once, after the last step's, as ``StepAttention`` does. fp32 on a CPU only."""
+    ``U h [B, S, A]`` and each step's projected query ``W s_t [B, A]``, by the native kernels
+    (``attnlab/native``): the keys are read once a step and the ``[B, S, A]`` tanh is neither
+    written nor kept for the backward, which recomputes it. Each step's backward adds its keys'
+    gradient in place into one ``[B, S, A]`` sum, handed to autograd once, after the last
+    step's, as ``StepAttention`` does. fp32 on a CPU only."""
 
     def __init__(self, projected_keys: torch.Tensor):
         self.keys = projected_keys.detach()

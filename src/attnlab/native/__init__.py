@@ -12,9 +12,9 @@ time. Three steps that ATen runs as many passes are fused here:
 - :func:`attention`: a decoding step's cross-attention (a few queries per row and head), scores,
   mask, softmax and weighted sum in one pass.
 
-Bahdanau's additive attention scores ``v^T tanh(U h_j + W s)`` (:func:`additive_scores`, and
-in teacher forcing their backward, :func:`additive_scores_grad`) read the projected keys once
-and never write the ``[B, S, A]`` tanh (the backward recomputes it).
+Additive attention scores ``v^T tanh(U h_j + W s)``, Bahdanau's and Luong's concat
+(:func:`additive_scores`, and in teacher forcing their backward, :func:`additive_scores_grad`),
+read the projected keys once and never write the ``[B, S, A]`` tanh (the backward recomputes it).
 
 In training, :func:`smoothed_cross_entropy` and :func:`smoothed_cross_entropy_grad` are the
 label-smoothed loss over ``[tokens, V]`` logits and its gradient (losses.py), in two reads of
@@ -376,14 +376,12 @@ def smoothed_cross_entropy_grad(
 def _additive_applies(keys: torch.Tensor, query: torch.Tensor, v: torch.Tensor) -> bool:
     b, s, a = keys.shape if keys.dim() == 3 else (0, 0, -1)
     return (
-        _enabled
-        and a > 0
+        a > 0
         and query.shape == (b, a)
         and v.numel() == a
-        and all(t.dtype == torch.float32 and t.device.type == "cpu" for t in (keys, query, v))
-        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (keys, query, v)))
+        and keys.dtype == torch.float32  # fp32 only (the decoding kernels also take bf16)
         and not torch.compiler.is_compiling()
-        and _load() is not None
+        and _applies(keys, query, v)
     )
 
 
