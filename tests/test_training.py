@@ -68,6 +68,18 @@ def test_tiny_transformer_learns_to_reverse_sequences(make_cfg):
     assert metrics["test"]["test"]["exact_match"] >= 95.0
 
 
+def test_a_run_that_stops_at_max_steps_before_validating_ends_cleanly(make_cfg, tmp_path):
+    # The shipped early stopping (toy.yaml turns it off) must wait for a validation, not fail
+    # at the end of a partial epoch that had none.
+    cfg = make_cfg("trainer.max_steps=3", "trainer.max_epochs=null")
+    shipped = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/callbacks/default.yaml")
+    cfg.callbacks.early_stopping = shipped.early_stopping
+    metrics = train(cfg)
+    assert metrics["global_step"] == 3
+    assert (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
 def test_run_directory_holds_config_checkpoints_hypotheses_and_metrics(make_cfg, tmp_path):
     train(make_cfg("trainer.max_epochs=1"))
     resolved = (tmp_path / "config_resolved.yaml").read_text()
