@@ -295,14 +295,20 @@ def test_bf16_decoding_projects_q_k_v_stacked_from_the_current_weights():
     assert model.decoder_layers[0].self_attn.v_proj.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("extra_rows", [0, 11])
 @pytest.mark.parametrize(
     "variant",
     [{}, {"norm_position": "pre"}, {"positional": "learned"}, {"copy_attention": True}],
 )
-def test_skipping_padding_changes_no_logit_and_no_gradient(variant):
+def test_skipping_padding_changes_no_logit_and_no_gradient(variant, extra_rows, monkeypatch):
     """Given the real target positions, the model runs its position-wise layers on real tokens
-    only; the logits there, and every parameter's gradient, are those of the padded pass."""
+    only; the logits there, and every parameter's gradient, are those of the padded pass. So
+    they are with extra rows packed after the real ones (row counts rounded for oneDNN)."""
     from attnlab.losses import LabelSmoothedCrossEntropy
+    from attnlab.models import attention, transformer
+
+    monkeypatch.setattr(transformer, "packing_for", lambda x: extra_rows > 0)
+    monkeypatch.setattr(attention, "rounded_rows", lambda n: n + extra_rows)
 
     src, src_pad_mask = padded_batch([7, 3, 6, 5])
     tgt_lengths = torch.tensor([4, 8, 2, 6])
@@ -374,3 +380,26 @@ def test_attention_weights_of_shared_beams_come_one_row_per_beam():
     assert cross.last_weights.shape == (12, 4, 1, 8)
     torch.testing.assert_close(cross.last_weights[4], cross.last_weights[7])  # one sentence
     assert logits.shape == (12, 40)
+
+
+def test_rounded_row_counts_add_at_most_a_thirty_second_and_are_few():
+    from attnlab.models.attention import rounded_rows
+
+    counts = range(1, 9000)
+    for n in counts:
+        assert n <= rounded_rows(n) <= n * 33 / 32
+    assert rounded_rows(2400) == 2432 and rounded_rows(100) == 100 and rounded_rows(101) == 102
+    assert len({rounded_rows(n) for n in range(2049, 4097)}) == 32
+
+
+def test_packed_rows_beyond_the_real_ones_are_dropped_when_unpacked():
+    from attnlab.models.attention import Packing
+
+    keep = torch.tensor([[True, True, False], [True, False, False]])
+    packing = Packing(keep.reshape(-1).nonzero().squeeze(1), 2, 3, rows=5)
+    x = torch.arange(6.0).view(2, 3, 1) + 1
+    packed = packing.pack(x)
+    assert packed.squeeze(1).tolist() == [1.0, 2.0, 4.0, 1.0, 1.0]
+    assert packing.positions.tolist() == [0, 1, 0, 0, 0]
+    assert packing.unpack(packed * 10).squeeze(2).tolist() == [[10.0, 20.0, 0.0], [40.0, 0.0, 0.0]]
+    assert packing.real(packed).shape == (3, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from torch import nn
 
 from attnlab import native
 from attnlab.models.kv_cache import KVCache, SelfAttentionCache
-from attnlab.models.linear import Linear, linear, matmul_dtype
+from attnlab.models.linear import Linear, linear, matmul_dtype, onednn_matmuls
 
 
 @dataclass(frozen=True)
@@ -33,30 +34,74 @@ class Packing:
     needs the padded layout: ``unpack`` lays packed rows out as ``[B, T, ...]`` with zeros at the
     padding, ``pack`` takes them back. On Multi30k-shaped batches a sixth of the positions are
     padding, and every position-wise FLOP spent on them is wasted.
+
+    ``rows`` (at least N) is how many rows ``pack`` gives: the real ones, then copies of the
+    first. Rounding N up (:func:`rounded_rows`) makes batches share matmul shapes: oneDNN builds
+    and caches a primitive per shape, and with a new token count in nearly every batch its
+    1,024-entry caches never hit in training (a new shape cost 1.4-4.9x a cached one; see
+    :func:`packing_for`). The extra rows meet only position-wise layers and are dropped by
+    ``unpack`` and :meth:`real`, so they get no gradient and change no result.
     """
 
     index: torch.Tensor
     batch: int
     length: int
+    rows: int | None = None
 
     @classmethod
-    def from_mask(cls, keep: torch.Tensor) -> Packing:
+    def from_mask(cls, keep: torch.Tensor, round_rows: bool = False) -> Packing:
         """From ``keep [B, T]``, True at real tokens."""
-        return cls(keep.reshape(-1).nonzero().squeeze(1), keep.size(0), keep.size(1))
+        return cls.of(keep.reshape(-1).nonzero().squeeze(1), keep.size(0), keep.size(1), round_rows)
+
+    @classmethod
+    def of(cls, index: torch.Tensor, batch: int, length: int, round_rows: bool) -> Packing:
+        n = index.numel()
+        return cls(index, batch, length, rounded_rows(n) if round_rows and n else n)
+
+    @property
+    def real_rows(self) -> int:
+        return self.index.numel()
+
+    @cached_property
+    def _gather(self) -> torch.Tensor:
+        extra = (self.rows or self.real_rows) - self.real_rows
+        if extra == 0:
+            return self.index
+        return torch.cat([self.index, self.index[:1].expand(extra)])
 
     @property
     def positions(self) -> torch.Tensor:
-        """Each packed token's position in its sentence (right padding: row offset)."""
-        return self.index % self.length
+        """Each packed row's position in its sentence (right padding: row offset)."""
+        return self._gather % self.length
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, T, ...]`` -> ``[N, ...]``."""
-        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+        """``[B, T, ...]`` -> ``[rows, ...]``."""
+        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self._gather)
+
+    def real(self, x: torch.Tensor) -> torch.Tensor:
+        """The first N (real) of packed rows: ``[rows, ...]`` -> ``[N, ...]``."""
+        return x if x.size(0) == self.real_rows else x[: self.real_rows]
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, ...]`` -> ``[B, T, ...]``, zeros at the padding."""
+        """``[rows, ...]`` -> ``[B, T, ...]``, zeros at the padding."""
+        x = self.real(x)
         out = x.new_zeros(self.batch * self.length, *x.shape[1:])
         return out.index_copy(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
+
+
+def rounded_rows(n: int) -> int:
+    """``n`` rounded up to a multiple of 1/32 of its leading power of two (2,400 -> 2,432, 100
+    -> 100, 101 -> 102): at most 3% more rows, and 32 distinct counts an octave."""
+    granule = max(1, (1 << (n.bit_length() - 1)) // 32)
+    return -(-n // granule) * granule
+
+
+def packing_for(x: torch.Tensor) -> bool:
+    """Whether packings of ``x``'s tokens should round their row counts: when its matmuls run
+    through oneDNN, whose primitives are built and cached per shape. The 45-minute study's
+    training step ran its first pass over 40 real batches at 1.087 s a step and the same batches
+    again at 0.986 (``outputs/measured/2026-12-07_s26_zen3/shape_novelty_probe.log``)."""
+    return onednn_matmuls(x)
 
 
 class MultiHeadAttention(nn.Module):

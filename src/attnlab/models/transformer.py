@@ -16,7 +16,7 @@ from torch import nn
 
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_transformer
-from attnlab.models.attention import MultiHeadAttention, Packing
+from attnlab.models.attention import MultiHeadAttention, Packing, packing_for
 from attnlab.models.copy import CopyGenerator, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -298,7 +298,7 @@ class Transformer(nn.Module):
     def _embed_packed(
         self, embedding: nn.Embedding, tokens: torch.Tensor, packing: Packing
     ) -> torch.Tensor:
-        """``_embed`` of the real tokens of ``tokens [B, T]`` only: ``[N, d_model]``."""
+        """``_embed`` of the real tokens of ``tokens [B, T]`` only: ``[packing.rows, d_model]``."""
         table = self.positions(packing.length)
         x = embedding(packing.pack(tokens)) * self.embed_scale + table[packing.positions]
         return dropout(x, self.dropout, self.training)
@@ -307,14 +307,14 @@ class Transformer(nn.Module):
         """Runs the layers on the real source positions only (``Packing``); ``memory`` is laid
         out padded, with zeros at the padding."""
         if self.frontend is None:
-            packing = Packing.from_mask(~src_pad_mask)
+            packing = Packing.from_mask(~src_pad_mask, packing_for(self.src_embed.weight))
             x = self._embed_packed(self.src_embed, src, packing)
         else:  # feature frames, subsampled; the mask shrinks with them
             x, src_pad_mask = self.frontend(src, src_pad_mask)
             # Scaled like an embedding (as ESPnet's positional encoding does after Conv2d), so
             # the sinusoids do not drown the acoustic features.
             x = x * self.embed_scale + self.positions(x.size(1))
-            packing = Packing.from_mask(~src_pad_mask)
+            packing = Packing.from_mask(~src_pad_mask, packing_for(x))
             x = dropout(packing.pack(x), self.dropout, self.training)
         key_mask = (~src_pad_mask)[:, None, None, :]
         for layer in self.encoder_layers:
@@ -347,11 +347,13 @@ class Transformer(nn.Module):
             packing = None
             x = self._embed(self.tgt_embed, tgt_in)
         else:
-            packing = Packing(target_positions, tgt_in.size(0), tgt_in.size(1))
+            b, t = tgt_in.shape
+            packing = Packing.of(target_positions, b, t, packing_for(self.tgt_embed.weight))
             x = self._embed_packed(self.tgt_embed, tgt_in, packing)
         for layer in self.decoder_layers:
             x, _ = layer(x, enc.attn_mask, enc.memory, packing=packing)
-        return self._output(x, enc, packing)
+        logits = self._output(x, enc, packing)
+        return logits if packing is None else packing.real(logits)
 
     def forward(
         self,
