@@ -396,7 +396,7 @@ def test_packed_rows_beyond_the_real_ones_are_dropped_when_unpacked():
     from attnlab.models.attention import Packing
 
     keep = torch.tensor([[True, True, False], [True, False, False]])
-    packing = Packing(keep.reshape(-1).nonzero().squeeze(1), 2, 3, rows=5)
+    packing = Packing.with_rows(keep.reshape(-1).nonzero().squeeze(1), 2, 3, rows=5)
     x = torch.arange(6.0).view(2, 3, 1) + 1
     packed = packing.pack(x)
     assert packed.squeeze(1).tolist() == [1.0, 2.0, 4.0, 1.0, 1.0]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +34,7 @@ class Packing:
     padding, ``pack`` takes them back. On Multi30k-shaped batches a sixth of the positions are
     padding, and every position-wise FLOP spent on them is wasted.
 
-    ``rows`` (at least N) is how many rows ``pack`` gives: the real ones, then copies of the
-    first. Rounding N up (:func:`rounded_rows`) makes batches share matmul shapes. oneDNN
+    ``pack`` gives the N real rows, then (``gather``, from :meth:`of`) copies of the first. Rounding N up (:func:`rounded_rows`) makes batches share matmul shapes. oneDNN
     builds and caches a primitive per shape, and each new shape left memory behind: with a new
     token count in nearly every batch, a CPU training run's resident memory kept growing
     (:func:`packing_for`). The extra rows meet only position-wise layers and are dropped by
@@ -48,7 +46,7 @@ class Packing:
     index: torch.Tensor
     batch: int
     length: int
-    rows: int | None = None
+    gather: torch.Tensor | None = None  # what ``pack`` takes: ``index`` then the extra rows
 
     @classmethod
     def from_mask(cls, keep: torch.Tensor, round_rows: bool = False) -> Packing:
@@ -58,18 +56,22 @@ class Packing:
     @classmethod
     def of(cls, index: torch.Tensor, batch: int, length: int, round_rows: bool) -> Packing:
         n = index.numel()
-        return cls(index, batch, length, rounded_rows(n) if round_rows and n else n)
+        return cls.with_rows(index, batch, length, rounded_rows(n) if round_rows and n else n)
+
+    @classmethod
+    def with_rows(cls, index: torch.Tensor, batch: int, length: int, rows: int) -> Packing:
+        extra = rows - index.numel()
+        if extra <= 0:
+            return cls(index, batch, length)
+        return cls(index, batch, length, torch.cat([index, index[:1].expand(extra)]))
 
     @property
     def real_rows(self) -> int:
         return self.index.numel()
 
-    @cached_property
+    @property
     def _gather(self) -> torch.Tensor:
-        extra = (self.rows or self.real_rows) - self.real_rows
-        if extra == 0:
-            return self.index
-        return torch.cat([self.index, self.index[:1].expand(extra)])
+        return self.index if self.gather is None else self.gather
 
     @property
     def positions(self) -> torch.Tensor:
@@ -93,7 +95,7 @@ class Packing:
 
 def rounded_rows(n: int) -> int:
     """``n`` rounded up to a multiple of 1/32 of its leading power of two (2,400 -> 2,432, 100
-    -> 100, 101 -> 102): at most 3% more rows, and 32 distinct counts an octave."""
+    -> 100, 101 -> 102): at most 1/32 more rows, and 32 distinct counts an octave."""
     granule = max(1, (1 << (n.bit_length() - 1)) // 32)
     return -(-n // granule) * granule
 

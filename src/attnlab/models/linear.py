@@ -192,7 +192,8 @@ def _takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
 def onednn_matmuls(x: torch.Tensor) -> bool:
     """Whether a linear layer's matmul on ``x`` runs through oneDNN (fp32 routed there, or bf16
     on a CPU, which torch's own CPU matmul sends to oneDNN), which builds a primitive per shape."""
-    if x.device.type != "cpu" or not onednn_available():
+    # Under torch.compile, Linear takes F.linear and inductor picks the kernels.
+    if torch.compiler.is_compiling() or x.device.type != "cpu" or not onednn_available():
         return False
     dtype = matmul_dtype(x.device, x.dtype)
     return (_fp32 and dtype == torch.float32) or dtype in (torch.bfloat16, torch.float16)
