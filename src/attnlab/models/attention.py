@@ -34,13 +34,13 @@ class Packing:
     padding, ``pack`` takes them back. On Multi30k-shaped batches a sixth of the positions are
     padding, and every position-wise FLOP spent on them is wasted.
 
-    ``pack`` gives the N real rows, then (``gather``, from :meth:`of`) copies of the first. Rounding N up (:func:`rounded_rows`) makes batches share matmul shapes. oneDNN
-    builds and caches a primitive per shape, and each new shape left memory behind: with a new
-    token count in nearly every batch, a CPU training run's resident memory kept growing
-    (:func:`packing_for`). The extra rows meet only position-wise layers and are dropped by
-    ``unpack`` and :meth:`real`, so they get no gradient; logits and gradients agree with an
-    unrounded pass to float rounding (dropout draws masks for the extra rows too, so a seeded
-    run's masks differ).
+    ``pack`` gives the N real rows, then (``gather``, from :meth:`of`) copies of the first.
+    Rounding N up (:func:`rounded_rows`) makes batches share matmul shapes. oneDNN builds and
+    caches a primitive per shape, and each new shape left memory behind: with a new token count
+    in nearly every batch, a CPU training run's resident memory kept growing (:func:`packing_for`).
+    The extra rows meet only position-wise layers and are dropped by ``unpack`` and :meth:`real`,
+    so they get no gradient; logits and gradients agree with an unrounded pass to float rounding
+    (dropout draws masks for the extra rows too, so a seeded run's masks differ).
     """
 
     index: torch.Tensor

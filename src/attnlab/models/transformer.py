@@ -298,7 +298,8 @@ class Transformer(nn.Module):
     def _embed_packed(
         self, embedding: nn.Embedding, tokens: torch.Tensor, packing: Packing
     ) -> torch.Tensor:
-        """``_embed`` of the real tokens of ``tokens [B, T]`` only: ``[packing.rows, d_model]``."""
+        """``_embed`` of the real tokens of ``tokens [B, T]`` only: ``[N, d_model]``, then the
+        packing's extra rows, if it has any (:class:`Packing`)."""
         table = self.positions(packing.length)
         x = embedding(packing.pack(tokens)) * self.embed_scale + table[packing.positions]
         return dropout(x, self.dropout, self.training)
