@@ -32,3 +32,4 @@ PYTHONPATH=. python $D/rss_side_by_side.py outputs/train/runs/s25_rvt_transforme
 # (cached_property's lock); fixed in 6baf7f0, whose clean-clone CI passed.
 # rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_a025b45.log 2>&1
 # rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_6baf7f0.log 2>&1
+# rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_c199c64.log 2>&1
