@@ -21,6 +21,12 @@ def onednn_on():
     L.use_onednn(was)
 
 
+def _weight_grads_through_onednn(monkeypatch, on: bool) -> None:
+    """Route weight gradients through oneDNN (or not) whatever this CPU is."""
+    monkeypatch.setattr(L, "onednn_weight_grads_by_default", lambda: on)
+    L.use_onednn(L.onednn_mode())
+
+
 def _forward_backward(layer: nn.Linear, x: torch.Tensor) -> list[torch.Tensor]:
     layer.zero_grad(set_to_none=True)
     x = x.detach().requires_grad_(True)
@@ -33,9 +39,14 @@ def _forward_backward(layer: nn.Linear, x: torch.Tensor) -> list[torch.Tensor]:
 @needs_onednn
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("shape", [(7, 48), (3, 5, 48)])
-def test_output_and_gradients_match_f_linear(onednn_on, bias, shape):
+@pytest.mark.parametrize("out_features", [24, 48, 96])
+@pytest.mark.parametrize("weight_grads", [False, True])
+def test_output_and_gradients_match_f_linear(
+    onednn_on, monkeypatch, bias, shape, out_features, weight_grads
+):
+    _weight_grads_through_onednn(monkeypatch, weight_grads)
     torch.manual_seed(0)
-    layer = L.Linear(48, 24, bias=bias)
+    layer = L.Linear(48, out_features, bias=bias)
     x = torch.randn(*shape)
     ours = _forward_backward(layer, x)
     L.use_onednn(False)
@@ -46,7 +57,9 @@ def test_output_and_gradients_match_f_linear(onednn_on, bias, shape):
 
 
 @needs_onednn
-def test_the_switch_decides_the_path(onednn_on, monkeypatch):
+@pytest.mark.parametrize("weight_grads", [False, True])
+def test_the_switch_decides_the_path(onednn_on, monkeypatch, weight_grads):
+    _weight_grads_through_onednn(monkeypatch, weight_grads)
     calls = []
     real = L._linear_pointwise
 
@@ -58,10 +71,25 @@ def test_the_switch_decides_the_path(onednn_on, monkeypatch):
     layer = L.Linear(16, 8)
     x = torch.randn(4, 16, requires_grad=True)
     layer(x).sum().backward()
-    assert len(calls) == 2  # the forward and the input gradient
+    # the forward and the input gradient, and the weight gradient where it is routed too
+    assert len(calls) == (3 if weight_grads else 2)
     L.use_onednn(False)
     layer(x).sum().backward()
-    assert len(calls) == 2
+    assert len(calls) == (3 if weight_grads else 2)
+
+
+@pytest.mark.parametrize(
+    "vendor, flags, routed",
+    [
+        ("AuthenticAMD", {"avx2", "avx512f"}, True),
+        ("AuthenticAMD", {"avx2"}, False),  # Zen 3: MKL's AVX2 weight gradients were faster
+        ("GenuineIntel", {"avx2", "avx512f"}, False),  # MKL runs AVX-512 there
+    ],
+)
+def test_weight_gradients_take_onednn_on_amd_with_avx512_only(monkeypatch, vendor, flags, routed):
+    monkeypatch.setattr(L, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(L, "cpu_flags", lambda: flags)
+    assert L.onednn_weight_grads_by_default() is routed
 
 
 @needs_onednn
@@ -98,7 +126,11 @@ def test_switching_on_where_unavailable_stays_off(monkeypatch):
 
 
 @needs_onednn
-def test_a_transformer_training_step_is_the_same_on_both_paths(onednn_on):
+@pytest.mark.parametrize("weight_grads", [False, True])
+def test_a_transformer_training_step_is_the_same_on_both_paths(
+    onednn_on, monkeypatch, weight_grads
+):
+    _weight_grads_through_onednn(monkeypatch, weight_grads)
     from tests.test_transformer import padded_batch, tiny
 
     model = tiny()  # eval mode: no dropout, so both passes see the same function

@@ -15,7 +15,9 @@ bf16 ones too, with the weights packed once), and ``F.linear`` everywhere else: 
 outside such a scope, torch.compile (which then emits its own addmm), jit tracing, functorch
 transforms (vmap, grad), forward-mode AD and dispatch modes (``FlopCounterMode``, fake
 tensors), none of which the op supports. In training the input gradient goes through oneDNN
-too; the weight gradient (whose inner dimension is the token count) stays with MKL, which was
+too. The weight gradient (whose inner dimension is the token count) goes through oneDNN only
+on AMD CPUs with AVX-512, where MKL keeps to its AVX2 kernels and oneDNN ran those matmuls
+1.1-2.0x faster (:func:`onednn_weight_grads_by_default`); on an AVX2-only AMD EPYC MKL was the
 faster there (153 vs 90-157 GFLOP/s). Gradients of gradients are refused
 (``once_differentiable``), not silently wrong. ``torch.jit.script`` cannot compile it.
 """
@@ -36,7 +38,7 @@ from torch.autograd.function import once_differentiable
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from attnlab.config_errors import check_onednn_linear
-from attnlab.cpuinfo import cpu_vendor
+from attnlab.cpuinfo import cpu_flags, cpu_vendor
 
 _mkldnn_ops = getattr(torch.ops, "mkldnn", None)
 _linear_pointwise = getattr(_mkldnn_ops, "_linear_pointwise", None)
@@ -62,9 +64,19 @@ def fp32_onednn_by_default() -> bool:
     return cpu_vendor() == "AuthenticAMD"
 
 
+def onednn_weight_grads_by_default() -> bool:
+    """Whether fp32 weight gradients routed through oneDNN too: on AMD CPUs with AVX-512, where
+    MKL runs its AVX2 kernels and oneDNN its AVX-512 ones. On an AMD EPYC Zen 5 (2 cores),
+    7,552 token rows, oneDNN against MKL: 256 -> 256 215 vs 191 GFLOP/s, 256 -> 1024 340 vs 188,
+    1024 -> 256 355 vs 191, the output projection 256 -> 8000 424 vs 211
+    (``outputs/measured/2026-12-08_s27_zen5``). On an AVX2-only Zen 3 MKL was the faster."""
+    return cpu_vendor() == "AuthenticAMD" and "avx512f" in cpu_flags()
+
+
 _mode: bool | str = "auto"
 _enabled = False  # oneDNN may be used at all: fp32 routing (below) and packed weights
 _fp32 = False  # fp32 matmuls go through oneDNN, not F.linear
+_fp32_weight_grads = False  # and so do their weight gradients
 
 
 def use_onednn(mode: bool | str = "auto") -> bool:
@@ -72,13 +84,15 @@ def use_onednn(mode: bool | str = "auto") -> bool:
     weights of a search (fp32 and bf16, :func:`packed_weights`); ``False`` leaves everything to
     ``F.linear``; ``"auto"`` packs the weights of a search as ``True`` does, and routes the
     other fp32 calls (training, an encoder) through oneDNN only where that measured faster
-    (:func:`fp32_onednn_by_default`). Returns whether those fp32 calls now take oneDNN (never
-    where it is not available)."""
-    global _mode, _enabled, _fp32
+    (:func:`fp32_onednn_by_default`). Either way, their weight gradients follow only where
+    that measured faster as well (:func:`onednn_weight_grads_by_default`). Returns whether
+    those fp32 calls now take oneDNN (never where it is not available)."""
+    global _mode, _enabled, _fp32, _fp32_weight_grads
     check_onednn_linear(mode)
     _mode = mode
     _enabled = mode is not False and onednn_available()
     _fp32 = _enabled and (mode is True or fp32_onednn_by_default())
+    _fp32_weight_grads = _fp32 and onednn_weight_grads_by_default()
     return _fp32
 
 
@@ -106,6 +120,18 @@ def linear_onednn(
     return _linear_pointwise(x, weight, bias, activation, [], "")
 
 
+def weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``grad^T @ x`` (``[rows, out]``, ``[rows, in]`` -> ``[out, in]``, contiguous): a linear
+    layer's weight gradient, through oneDNN where that routing is on, else MKL. oneDNN takes
+    the smaller of ``out`` and ``in`` as its row count: for 256 -> 1024 on a Zen 5 the other
+    way round ran at 234 against 340 GFLOP/s, for the output projection 248 against 424."""
+    if not _fp32_weight_grads or grad.dtype != torch.float32 or x.dtype != torch.float32:
+        return grad.t().mm(x)
+    if grad.size(1) > x.size(1):  # (x^T @ grad)^T: oneDNN's output is [in, out]
+        return linear_onednn(x.t(), grad.t()).t().contiguous()
+    return linear_onednn(grad.t(), x.t())
+
+
 class _OneDNNLinear(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -130,7 +156,7 @@ class _OneDNNLinear(torch.autograd.Function):
             grad_x = linear_onednn(grad, weight.t(), None)
         rows = grad.reshape(-1, grad.size(-1))
         if ctx.needs_input_grad[1]:
-            grad_weight = rows.t().mm(x.reshape(-1, x.size(-1)))
+            grad_weight = weight_grad(rows, x.reshape(-1, x.size(-1)))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_bias = rows.sum(0)
         return grad_x, grad_weight, grad_bias
