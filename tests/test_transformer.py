@@ -159,6 +159,43 @@ def test_bf16_cpu_training_attention_matches_fp32_sdpa_in_value_and_gradient(mon
         torch.testing.assert_close(got, want, rtol=0.05, atol=0.05 * want.abs().max().item())
 
 
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_stacked_projections_compute_what_one_matmul_each_does(cross, packed):
+    # Q, K, V (cross-attention: K, V) run as one matmul with stacked weights; a projection with
+    # a hook is called on its own. Both ways must give the same output and gradients, and the
+    # hook must run.
+    from attnlab.models.attention import MultiHeadAttention, Packing
+
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(32, 4, 8, 6, 0.0)  # d_v != d_k: the split widths differ
+    keep = torch.ones(3, 7, dtype=torch.bool)
+    keep[1, 5:] = keep[2, 3:] = False
+    packing = Packing.from_mask(keep) if packed else None
+    x = torch.randn(3, 7, 32)
+    memory = torch.randn(3, 5, 32)
+    allowed = (keep if not cross else torch.ones(3, 5, dtype=torch.bool))[:, None, None, :]
+
+    def run() -> list[torch.Tensor]:
+        layer.zero_grad(set_to_none=True)
+        inputs = x.clone().requires_grad_(True)
+        source = memory.clone().requires_grad_(True)
+        query = packing.pack(inputs) if packed else inputs
+        out, _ = layer(query, source if cross else None, attn_mask=allowed, packing=packing)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = [inputs.grad] + ([source.grad] if cross else [])
+        return [out.detach(), *grads, *(p.grad for p in layer.parameters() if p.grad is not None)]
+
+    stacked = run()
+    calls = []
+    layer.k_proj.register_forward_hook(lambda *_: calls.append("k"))
+    one_each = run()
+    assert calls == ["k"]
+    assert len(stacked) == len(one_each) == (3 if cross else 2) + 8  # + 4 weights, 4 biases
+    for got, want in zip(stacked, one_each, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_growing_cache_survives_growth_forks_and_reordering():
     """The self-attention cache writes in place, so what it must keep: the steps it was given,
     past its first capacity, when two continuations branch from one cache, and after rows are

@@ -154,10 +154,8 @@ class MultiHeadAttention(nn.Module):
         Made contiguous here, once: a head-split view is not, and each decoding step's matmuls
         would otherwise copy it whole (a quarter of beam search time on a CPU).
         """
-        return KVCache(
-            self._split(self.k_proj(memory), self.d_k).contiguous(),
-            self._split(self.v_proj(memory), self.d_v).contiguous(),
-        )
+        k, v = self._projected(memory, (self.k_proj, self.v_proj), None)
+        return KVCache(self._split(k, self.d_k).contiguous(), self._split(v, self.d_v).contiguous())
 
     def forward(
         self,
@@ -194,9 +192,14 @@ class MultiHeadAttention(nn.Module):
             or packing is not None
         ):
             stacked_qkv = None
+        projected_kv = None
         if stacked_qkv is not None:
             widths = (self.n_heads * self.d_k, self.n_heads * self.d_k, self.n_heads * self.d_v)
             q, k_step, v_step = linear(query, *stacked_qkv).split(widths, dim=-1)
+        elif cache is None and key_value is None:  # self-attention over whole sequences
+            q, *projected_kv = self._projected(
+                query, (self.q_proj, self.k_proj, self.v_proj), packing
+            )
         else:
             q = self.q_proj(query)
             if packing is not None:
@@ -221,10 +224,13 @@ class MultiHeadAttention(nn.Module):
         else:
             if stacked_qkv is not None:
                 k, v = k_step, v_step
-            else:
-                source = query if key_value is None else key_value
-                k, v = self.k_proj(source), self.v_proj(source)
-                if packing is not None and key_value is None:
+            elif projected_kv is not None:
+                k, v = projected_kv
+            elif key_value is not None:
+                k, v = self._projected(key_value, (self.k_proj, self.v_proj), None)
+            else:  # a decoding step's self-attention
+                k, v = self.k_proj(query), self.v_proj(query)
+                if packing is not None:
                     k, v = packing.unpack(k), packing.unpack(v)
             b, s, _ = k.shape
             k = k.view(b, s, self.n_heads, self.d_k)
@@ -267,6 +273,24 @@ class MultiHeadAttention(nn.Module):
                 q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal
             )
         return self._output(out, groups, packing), cache
+
+    def _projected(
+        self, x: torch.Tensor, linears: tuple[nn.Linear, ...], packing: Packing | None
+    ) -> list[torch.Tensor]:
+        """``x`` through several projections of the same input (Q, K and V of self-attention;
+        K and V of cross-attention) as one matmul with their weights stacked, unpacked once.
+        h·d_k-wide projections are narrow matmuls: stacked, one input pass and one weight
+        gradient replace three, and the input's gradient needs no sums. Each projection keeps
+        its own parameters; one with hooks is called on its own so that its hooks run."""
+        if any(lin._forward_hooks or lin._forward_pre_hooks for lin in linears):
+            outs = [lin(x) for lin in linears]
+            return [packing.unpack(out) for out in outs] if packing is not None else outs
+        weight = torch.cat([lin.weight for lin in linears])
+        bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])
+        out = linear(x, weight, bias)
+        if packing is not None:
+            out = packing.unpack(out)
+        return list(out.split([lin.out_features for lin in linears], dim=-1))
 
     def _output(self, out: torch.Tensor, groups: int, packing: Packing | None) -> torch.Tensor:
         """Heads ``[B, h, T, d_v]`` (``[B / K, h, K*T, d_v]`` for grouped beams) concatenated
