@@ -265,6 +265,9 @@ def test_bench_in_bf16_trains_under_autocast_against_a_bf16_peak(tmp_path: Path)
     assert rows["train/rnn/lstm"]["median"] > 0 and rows["train/rnn/attnlab"]["median"] > 0
     meta = json.loads((tmp_path / "bench.json").read_text())["meta"]
     assert meta["precision"] == "bf16-mixed"
+    # which CPU and which matmul routing: machines change between runs
+    assert set(meta["cpu"]) == {"vendor", "family", "model", "name", "vector"}
+    assert isinstance(meta["onednn_fp32"], bool) and isinstance(meta["onednn_weight_grads"], bool)
 
 
 def test_a_tiny_ratio_keeps_its_digits_in_the_table() -> None:

@@ -1157,6 +1157,7 @@ def environment(bench: Bench, started_at: float) -> dict[str, Any]:
 
     import torch
 
+    from attnlab.models import linear
     from attnlab.runs import git_dirty, git_sha
 
     hf = sys.modules.get("transformers")  # its version, where a section used it
@@ -1176,6 +1177,26 @@ def environment(bench: Bench, started_at: float) -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "cpu": cpu_identity(),
+        "onednn_fp32": linear.onednn_enabled(),
+        "onednn_weight_grads": linear.onednn_weight_grads_enabled(),
+    }
+
+
+def cpu_identity() -> dict[str, Any]:
+    """Which CPU ran the bench (this project's machines change between runs, and a Zen 3 and a
+    Zen 5 both call themselves "AMD EPYC"): /proc/cpuinfo's vendor, family, model and name, and
+    the vector extensions that decide which matmul library is faster."""
+    from attnlab.cpuinfo import cpu_fields, cpu_flags
+
+    fields, flags = cpu_fields(), cpu_flags()
+    vector = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    return {
+        "vendor": fields.get("vendor_id"),
+        "family": fields.get("cpu family"),
+        "model": fields.get("model"),
+        "name": fields.get("model name"),
+        "vector": [flag for flag in vector if flag in flags],
     }
 
 

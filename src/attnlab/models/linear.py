@@ -106,6 +106,11 @@ def onednn_enabled() -> bool:
     return _fp32
 
 
+def onednn_weight_grads_enabled() -> bool:
+    """Whether their weight gradients take oneDNN too."""
+    return _fp32_weight_grads
+
+
 use_onednn("auto")
 
 
