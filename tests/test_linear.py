@@ -270,6 +270,20 @@ def test_a_dtype_mismatch_still_raises(onednn_on):
 
 
 @needs_onednn
+def test_stacked_projections_are_never_packed(onednn_on, count_packing):
+    # Q, K and V's stacked weight is a new tensor at every call: packing one would cost a
+    # reorder, keep it alive for the scope, and never pay off.
+    from attnlab.models.attention import MultiHeadAttention
+
+    layer = MultiHeadAttention(32, 4, 8, 8, 0.0).eval()
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad(), L.packed_weights():
+        for _ in range(4):
+            layer(x)
+    assert count_packing == [((32, 32), torch.float32, 10)]  # W^O alone, from its second call
+
+
+@needs_onednn
 def test_beam_search_with_packed_weights_finds_the_same_hypotheses(onednn_on, count_packing):
     from attnlab.decoding import beam_search
     from tests.test_transformer import padded_batch, tiny

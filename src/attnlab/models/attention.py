@@ -287,7 +287,7 @@ class MultiHeadAttention(nn.Module):
             return [packing.unpack(out) for out in outs] if packing is not None else outs
         weight = torch.cat([lin.weight for lin in linears])
         bias = None if linears[0].bias is None else torch.cat([lin.bias for lin in linears])
-        out = linear(x, weight, bias)
+        out = linear(x, weight, bias, packable=False)  # a new stack per call: nothing to pack
         if packing is not None:
             out = packing.unpack(out)
         return list(out.split([lin.out_features for lin in linears], dim=-1))

@@ -65,7 +65,7 @@ def fp32_onednn_by_default() -> bool:
 
 
 def onednn_weight_grads_by_default() -> bool:
-    """Whether fp32 weight gradients routed through oneDNN too: on AMD CPUs with AVX-512, where
+    """Whether fp32 weight gradients go through oneDNN too: on AMD CPUs with AVX-512, where
     MKL runs its AVX2 kernels and oneDNN its AVX-512 ones. On an AMD EPYC Zen 5 (2 cores),
     7,552 token rows, oneDNN against MKL: 256 -> 256 215 vs 191 GFLOP/s, 256 -> 1024 340 vs 188,
     1024 -> 256 355 vs 191, the output projection 256 -> 8000 424 vs 211
@@ -347,10 +347,17 @@ def linear_relu(
     return F.relu(_linear_unpacked(x, weight, bias)) if out is None else out
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    packable: bool = True,
+) -> torch.Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN for fp32 CPU tensors when enabled (and,
-    in a :func:`packed_weights` scope, for bf16 too, with packed weights)."""
-    out = _linear_packed(x, weight, bias, "none")
+    in a :func:`packed_weights` scope, for bf16 too, with packed weights). ``packable=False``
+    for a weight made for this one call (stacked projections): no scope could reuse it."""
+    out = _linear_packed(x, weight, bias, "none") if packable else None
     return _linear_unpacked(x, weight, bias) if out is None else out
 
 
