@@ -55,10 +55,12 @@ def cpu_trains_faster_in_bf16() -> bool:
     """Whether bf16 autocast trains faster than fp32 on this CPU, judged from /proc/cpuinfo.
 
     On 2 threads, ``transformer_small``: AMD Zen 4 with AVX512-BF16 trained 1.95x as fast in
-    bf16 as in fp32, and an Intel Xeon with AMX ran DialogSum at 8,052 tokens/s in bf16. An Intel
-    Xeon that shows AVX512-BF16 but not AMX (its hypervisor hides it; Cooper Lake has none) ran
-    the same DialogSum training at 3,325 tokens/s in bf16 and 6,018 in fp32, and CPUs with neither
-    emulate bf16 many times slower. Read without importing torch, so a config resolves at once.
+    bf16 as in fp32, a Zen 5 1.56x (fp32 there through oneDNN's AVX-512 kernels, weight
+    gradients included), and an Intel Xeon with AMX ran DialogSum at 8,052 tokens/s in bf16.
+    An Intel Xeon that shows AVX512-BF16 but not AMX (its hypervisor hides it; Cooper Lake has
+    none) ran the same DialogSum training at 3,325 tokens/s in bf16 and 6,018 in fp32, and CPUs
+    with neither emulate bf16 many times slower. Read without importing torch, so a config
+    resolves at once.
     """
     fields = cpu_fields()
     if not fields:

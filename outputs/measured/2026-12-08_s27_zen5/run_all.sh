@@ -53,3 +53,9 @@ python $D/copies.py > $D/copies.log 2>&1
 
 # 12. Weight gradients MKL against oneDNN on real Multi30k batches at attnlab-train's 2,560 tokens (fp32).
 python $D/ab_weight_grads_real.py > $D/ab_weight_grads_real.log 2>&1
+
+# 13. Clean-clone CI at 179b0ed.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_179b0ed.log 2>&1
+
+# 14. fp32 against bf16 autocast on real batches (what ${cpu_precision:} picks here).
+python $D/ab_precision_real.py > $D/ab_precision_real.log 2>&1
