@@ -69,9 +69,17 @@ def test_incremental_decoding_equals_teacher_forcing(cls, overrides):
         (LuongRNN, {"score": "concat"}),
     ],
 )
-def test_training_on_the_real_positions_matches_step_by_step_decoding(cls, overrides):
+@pytest.mark.parametrize("extra_rows", [0, 5])
+def test_training_on_the_real_positions_matches_step_by_step_decoding(
+    cls, overrides, extra_rows, monkeypatch
+):
     """Teacher forcing embeds the target once and applies the output layer once, to the real
-    positions only: the same logits and the same gradients as decode_step run step by step."""
+    positions only: the same logits and the same gradients as decode_step run step by step.
+    So they are with extra rows after the real ones (row counts rounded for oneDNN)."""
+    from attnlab.models import attention, rnn
+
+    monkeypatch.setattr(rnn, "packing_for", lambda x: extra_rows > 0)
+    monkeypatch.setattr(attention, "rounded_rows", lambda n: n + extra_rows)
     model = build(cls, dropout=0.0, **overrides).train()
     src, pad_mask = batch()
     tgt_in = torch.randint(4, 30, (3, 6), generator=torch.Generator().manual_seed(2))

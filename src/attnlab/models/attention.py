@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -84,13 +85,36 @@ class Packing:
 
     def real(self, x: torch.Tensor) -> torch.Tensor:
         """The first N (real) of packed rows: ``[rows, ...]`` -> ``[N, ...]``."""
-        return x if x.size(0) == self.real_rows else x[: self.real_rows]
+        if x.size(0) == self.real_rows:
+            return x
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _FirstRows.apply(x, self.real_rows)
+        return x[: self.real_rows]
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """``[rows, ...]`` -> ``[B, T, ...]``, zeros at the padding."""
         x = self.real(x)
         out = x.new_zeros(self.batch * self.length, *x.shape[1:])
         return out.index_copy(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
+
+
+class _FirstRows(torch.autograd.Function):
+    """``x[:n]``, whose backward writes each element of the input's gradient once: the
+    gradient, then zeros in the dropped rows. A slice's own backward zero-fills all of it
+    first (``[rows, V]`` logits: 245 MB, 11.2 against 7.0 ms)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, n: int) -> torch.Tensor:
+        ctx.rows = x.size(0)
+        return x[:n]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        n = grad.size(0)
+        out = grad.new_empty(ctx.rows, *grad.shape[1:])
+        out[:n] = grad
+        out[n:] = 0
+        return out, None
 
 
 def rounded_rows(n: int) -> int:

@@ -27,7 +27,7 @@ from torch import nn
 
 from attnlab.config_errors import require
 from attnlab.models.arguments import check_bahdanau, check_luong
-from attnlab.models.attention import AdditiveAttention, GlobalAttention
+from attnlab.models.attention import AdditiveAttention, GlobalAttention, Packing, packing_for
 from attnlab.models.copy import AlignmentCopy, check_copy_attention
 from attnlab.models.dropout import dropout
 from attnlab.models.frontends import CTCHead, build_frontend
@@ -213,9 +213,16 @@ class _RNNSeq2Seq(nn.Module):
                 step, state = self._advance(inputs, enc, state)
                 steps.append(self._logits(step, enc) if self.copy is not None else step.readout)
             out = torch.stack(steps, dim=1)
-        if target_positions is not None:
-            out = out.reshape(-1, out.size(-1)).index_select(0, target_positions)
-        return out if self.copy is not None else self._output(out)
+        if target_positions is None:
+            return out if self.copy is not None else self._output(out)
+        # Only the output layer runs on the selected rows, rounded up where oneDNN runs it (a
+        # new row count per batch left memory behind; see ``packing_for``); the copy layer has
+        # already run, step by step.
+        b, t = tgt_in.shape
+        rounded = self.copy is None and packing_for(out)
+        packing = Packing.of(target_positions, b, t, rounded)
+        out = packing.pack(out)
+        return out if self.copy is not None else packing.real(self._output(out))
 
     def decode_step(
         self, prev_tokens: torch.Tensor, enc: RNNEncoderOut, state: RNNDecoderState
