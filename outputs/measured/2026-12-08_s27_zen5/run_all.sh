@@ -59,3 +59,15 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 
 # 14. fp32 against bf16 autocast on real batches (what ${cpu_precision:} picks here).
 python $D/ab_precision_real.py > $D/ab_precision_real.log 2>&1
+
+# 15. RNN output layer's rows rounded (in the working tree, committed as the next commit):
+#     memory over 400 and 1,000 updates, one process per variant, and the step A/B.
+ROUND=0 python $D/rnn_memory_probe.py 400 > $D/rnn_memory_round0.log 2>&1
+ROUND=1 python $D/rnn_memory_probe.py 400 > $D/rnn_memory_round1.log 2>&1
+python $D/ab_rnn_rounding.py 120 20 > $D/ab_rnn_rounding.log 2>&1
+python $D/ab_rnn_rounding.py 220 20 > $D/ab_rnn_rounding_220.log 2>&1
+ROUND=1 python $D/rnn_memory_probe.py 1000 > $D/rnn_memory_round1_1000.log 2>&1
+ROUND=0 python $D/rnn_memory_probe.py 1000 > $D/rnn_memory_round0_1000.log 2>&1
+# Packing.real's backward by _FirstRows (empty + copy, not zeros + copy), then the A/B again:
+python $D/ab_rnn_rounding.py 220 20 > $D/ab_rnn_rounding_first_rows.log 2>&1
+python $D/first_rows_backward.py > $D/first_rows_backward.log 2>&1
