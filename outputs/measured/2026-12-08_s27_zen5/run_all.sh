@@ -71,3 +71,7 @@ ROUND=0 python $D/rnn_memory_probe.py 1000 > $D/rnn_memory_round0_1000.log 2>&1
 # Packing.real's backward by _FirstRows (empty + copy, not zeros + copy), then the A/B again:
 python $D/ab_rnn_rounding.py 220 20 > $D/ab_rnn_rounding_first_rows.log 2>&1
 python $D/first_rows_backward.py > $D/first_rows_backward.log 2>&1
+
+# 16. The bench at a401535 (this session's last code), and the RNN rounding at the bench's batches.
+/usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_a401535.json > $D/bench_a401535.log 2>&1
+python $D/ab_rnn_rounding_bench.py > $D/ab_rnn_rounding_bench.log 2>&1
