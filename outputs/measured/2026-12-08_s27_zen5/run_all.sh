@@ -75,3 +75,6 @@ python $D/first_rows_backward.py > $D/first_rows_backward.log 2>&1
 # 16. The bench at a401535 (this session's last code), and the RNN rounding at the bench's batches.
 /usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_a401535.json > $D/bench_a401535.log 2>&1
 python $D/ab_rnn_rounding_bench.py > $D/ab_rnn_rounding_bench.log 2>&1
+
+# 17. Clean-clone CI at a5ae699.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_a5ae699.log 2>&1
