@@ -78,3 +78,6 @@ python $D/ab_rnn_rounding_bench.py > $D/ab_rnn_rounding_bench.log 2>&1
 
 # 17. Clean-clone CI at a5ae699.
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_a5ae699.log 2>&1
+
+# 18. The last clean-clone CI (the commit adding this closing note).
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_final.log 2>&1
