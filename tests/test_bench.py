@@ -290,3 +290,27 @@ def test_bench_names_an_unknown_precision(tmp_path: Path) -> None:
     cfg = compose_config([*TINY, "precision=fp8"], tmp_path, config_name="bench")
     with pytest.raises(ConfigError, match="precision"):
         run(cfg)
+
+
+def test_the_probe_between_rounds_times_onednn_where_the_peak_counts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where oneDNN outruns torch.mm (2x on a Zen 5), a probe of torch.mm alone could never
+    # catch a standalone oneDNN peak taken in a slow moment.
+    import torch
+
+    from attnlab.bench import MatmulProbe
+    from attnlab.models import linear
+
+    if not linear.onednn_available():
+        pytest.skip("no oneDNN linear op here")
+    calls = []
+    real = linear.linear_onednn
+    monkeypatch.setattr(
+        linear, "linear_onednn", lambda a, b, *rest: calls.append(a.shape) or real(a, b, *rest)
+    )
+    assert MatmulProbe([32, 64], torch.device("cpu"), torch.float32, onednn=True)() > 0
+    assert calls == [(32, 32), (64, 64)]
+    calls.clear()
+    MatmulProbe([32], torch.device("cpu"), torch.float32)()
+    assert calls == []

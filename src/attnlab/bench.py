@@ -641,7 +641,7 @@ def compare_training(
     probe_rates: dict[int, float] = {}  # by round
     # Between rounds, not as a turn in them: the variant that runs after the probe (its caches
     # flushed, the CPU at full matmul power) then rotates with the round's first.
-    matmul_probe = MatmulProbe(cfg.peak.sizes, bench.device, bench.dtype)
+    matmul_probe = MatmulProbe(cfg.peak.sizes, bench.device, bench.dtype, onednn_peak(bench))
 
     def probe(r: int) -> None:
         probe_rates[r] = matmul_probe()
@@ -714,13 +714,15 @@ def section_rnn(bench: Bench) -> None:
 # ------------------------------------------------------------------------------------- flops
 class MatmulProbe:
     """One ``torch.mm`` of each size into memory allocated once (so, after its first call,
-    it takes no fresh memory); a call returns the best GFLOP/s of them. Run between training
-    rounds: a peak measured only once, in a slow moment, made MFU read 85% on a machine whose
-    matmuls run at 180 GFLOP/s (bench_train_settled2_32-true.log in
-    outputs/measured/2026-12-07_s21_zen3)."""
+    it takes no fresh memory), and with ``onednn`` one oneDNN product of each size too; a call
+    returns the best GFLOP/s of them. Run between training rounds: a peak measured only once,
+    in a slow moment, made MFU read 85% on a machine whose matmuls run at 180 GFLOP/s
+    (bench_train_settled2_32-true.log in outputs/measured/2026-12-07_s21_zen3). oneDNN too
+    where the peak counts it: on a Zen 5 it ran at twice ``torch.mm``'s rate, so a probe of
+    ``torch.mm`` alone could never catch a low oneDNN peak."""
 
-    def __init__(self, sizes: list[int], device: Any, dtype: Any) -> None:
-        self.sizes, self.device, self.dtype = list(sizes), device, dtype
+    def __init__(self, sizes: list[int], device: Any, dtype: Any, onednn: bool = False) -> None:
+        self.sizes, self.device, self.dtype, self.onednn = list(sizes), device, dtype, onednn
         self.operands: list[tuple[torch.Tensor, ...]] = []  # made at the first call
 
     def __call__(self) -> float:
@@ -731,10 +733,16 @@ class MatmulProbe:
                 tuple(torch.randn(n, n, device=self.device, dtype=self.dtype) for _ in range(3))
                 for n in self.sizes
             ]
+        from attnlab.models.linear import linear_onednn
+
         best = 0.0
         for a, b, out in self.operands:
-            elapsed, _ = timed(functools.partial(torch.mm, a, b, out=out), self.device)
-            best = max(best, 2 * a.shape[0] ** 3 / elapsed / 1e9)
+            products = [functools.partial(torch.mm, a, b, out=out)]
+            if self.onednn:
+                products.append(functools.partial(linear_onednn, a, b))
+            for product in products:
+                elapsed, _ = timed(product, self.device)
+                best = max(best, 2 * a.shape[0] ** 3 / elapsed / 1e9)
         return best
 
 
@@ -762,20 +770,23 @@ def matmul_peak(
     return rates
 
 
+def onednn_peak(bench: Bench) -> bool:
+    """fp32 on a CPU: oneDNN's kernels (which attnlab's linear layers may use) can beat
+    torch.mm's BLAS; the machine's peak is the best of both, or MFU would be flattered."""
+    from attnlab.models.linear import onednn_available
+
+    return not bench.bf16 and bench.device.type == "cpu" and onednn_available()
+
+
 def section_flops(bench: Bench) -> None:
     import torch
 
     from attnlab.flops import training_flops
-    from attnlab.models.linear import onednn_available
 
     cfg = bench.cfg
     dtype = bench.dtype
     precision = "bf16" if bench.bf16 else "fp32"
-    # fp32 on a CPU: oneDNN's kernels (which attnlab's linear layers may use) can beat
-    # torch.mm's BLAS; the machine's peak is the best of both, or MFU would be flattered.
-    backends = ["torch"]
-    if not bench.bf16 and bench.device.type == "cpu" and onednn_available():
-        backends.append("onednn")
+    backends = ["torch", "onednn"] if onednn_peak(bench) else ["torch"]
     # The best rate over several sizes: which size runs fastest differs between machines (on
     # one, 512^2 ran at 165 GFLOP/s and 2048^2 at 125-149), and a low peak would flatter MFU.
     sizes = ", ".join(f"{size}^2" for size in cfg.peak.sizes)
@@ -795,7 +806,8 @@ def section_flops(bench: Bench) -> None:
     # rounds, so a peak taken in a slow moment cannot flatter MFU.
     if bench.peak_between_rounds:
         peak = max(peak, *bench.peak_between_rounds)
-        note = f"{sizes} torch.mm after every training round; MFU uses the best"
+        how = "torch.mm and oneDNN" if onednn_peak(bench) else "torch.mm"
+        note = f"{sizes} {how} after every training round; MFU uses the best"
         name = f"flops/peak_{precision}_matmul_between_rounds"
         bench.add(Row(name, "GFLOP/s", bench.peak_between_rounds, note=note))
     if not bench.train_runs:
