@@ -81,3 +81,6 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 
 # 18. The last clean-clone CI (the commit adding this closing note).
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_final.log 2>&1
+
+# 19. The probe between rounds times oneDNN too (b528315); the bench again.
+/usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_b528315.json > $D/bench_b528315.log 2>&1
