@@ -84,3 +84,6 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 
 # 19. The probe between rounds times oneDNN too (b528315); the bench again.
 /usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_b528315.json > $D/bench_b528315.log 2>&1
+
+# 20. Clean-clone CI at 6b8045a.
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_6b8045a.log 2>&1
