@@ -253,10 +253,8 @@ class MultiHeadAttention(nn.Module):
                 k, v = projected_kv
             elif key_value is not None:
                 k, v = self._projected(key_value, (self.k_proj, self.v_proj), None)
-            else:  # a decoding step's self-attention
+            else:  # a decoding step's self-attention (with a cache, never packed)
                 k, v = self.k_proj(query), self.v_proj(query)
-                if packing is not None:
-                    k, v = packing.unpack(k), packing.unpack(v)
             b, s, _ = k.shape
             k = k.view(b, s, self.n_heads, self.d_k)
             v = v.view(b, s, self.n_heads, self.d_v)
