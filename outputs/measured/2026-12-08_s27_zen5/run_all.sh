@@ -87,3 +87,4 @@ rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true b
 
 # 20. Clean-clone CI at 6b8045a.
 rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_6b8045a.log 2>&1
+rm -rf ../ci-check && git clone -q . ../ci-check && (cd ../ci-check && CI=true bash .ci/run; echo "rc $?") > $D/ci_142efdf.log 2>&1  # 21. after the review commit
