@@ -293,3 +293,28 @@ def test_the_build_is_cached_per_source_and_machine(tmp_path, monkeypatch) -> No
     assert first.parent == tmp_path and first.exists()
     stamp = first.stat().st_mtime_ns
     assert native.build() == first and first.stat().st_mtime_ns == stamp  # not rebuilt
+
+
+@pytest.mark.parametrize(
+    "rows, cols, row_stride",
+    [(7552, 256, 256), (29, 45, 45), (8, 16, 16), (13, 5, 7), (1, 9, 9), (40, 1, 3), (64, 24, 40)],
+)
+def test_transpose_copies_every_element_and_sums_the_columns(rows, cols, row_stride) -> None:
+    gen = torch.Generator().manual_seed(rows * cols)
+    matrix = torch.randn(rows, row_stride, generator=gen)[:, :cols] * 100  # strided rows
+    transposed, sums = native.transpose(matrix, column_sums=True)
+    assert transposed.is_contiguous() and transposed.shape == (cols, rows)
+    assert torch.equal(transposed, matrix.t())
+    # accumulated in fp64: within fp32 rounding of the exact sums, as torch's fp32 sum is
+    exact = matrix.double().sum(0)
+    assert (sums.double() - exact).abs().max() <= 1e-6 * exact.abs().max() + 1e-6
+    assert native.transpose(matrix)[1] is None
+
+
+def test_transpose_answers_none_where_it_cannot() -> None:
+    matrix = torch.randn(16, 8)
+    assert native.transpose(matrix.double()) is None
+    assert native.transpose(matrix.t()) is None  # columns not unit-strided
+    assert native.transpose(matrix[None]) is None
+    assert native.transpose(matrix[:0]) is None
+    assert native.transpose(matrix.requires_grad_()) is None  # outside autograd only

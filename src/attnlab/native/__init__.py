@@ -16,6 +16,10 @@ Additive attention scores ``v^T tanh(U h_j + W s)``, Bahdanau's and Luong's conc
 (:func:`additive_scores`, and in teacher forcing their backward, :func:`additive_scores_grad`),
 read the projected keys once and never write the ``[B, S, A]`` tanh (the backward recomputes it).
 
+A linear layer's weight gradient through oneDNN needs one of its operands transposed, which
+torch copies on one thread: :func:`transpose` does it on all of them, with the column sums (the
+bias gradient) in the same pass.
+
 In training, :func:`smoothed_cross_entropy` and :func:`smoothed_cross_entropy_grad` are the
 label-smoothed loss over ``[tokens, V]`` logits and its gradient (losses.py), in two reads of
 the logits and one read and one write, where log_softmax, gather, mean and the backward's exp,
@@ -146,6 +150,8 @@ def _load() -> ctypes.CDLL | None:
             library.additive_scores.restype = None
             library.additive_scores_backward.argtypes = [p] * 7 + [i64] * 3 + [c_int]
             library.additive_scores_backward.restype = None
+            library.transpose.argtypes = [p, i64, i64, i64, p, p, c_int]
+            library.transpose.restype = None
             _library = library
     return _library
 
@@ -447,3 +453,33 @@ def additive_scores_grad(
         torch.get_num_threads(),
     )
     return grad_query, grad_v_rows.sum(0)
+
+
+def transpose(
+    matrix: torch.Tensor, *, column_sums: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """``matrix [rows, cols]`` (fp32, CPU, unit column stride) transposed into a new contiguous
+    ``[cols, rows]``, and with ``column_sums`` its columns' sums ``[cols]`` (accumulated in
+    fp64), from one read. No autograd. ``None`` where the kernel does not apply."""
+    if (
+        matrix.dim() != 2
+        or matrix.dtype != torch.float32
+        or (matrix.size(1) > 1 and matrix.stride(1) != 1)
+        or matrix.numel() == 0
+        or torch.compiler.is_compiling()
+        or not _applies(matrix)
+    ):
+        return None
+    rows, cols = matrix.shape
+    out = matrix.new_empty(cols, rows)
+    sums = matrix.new_empty(cols) if column_sums else None
+    _library.transpose(
+        matrix.data_ptr(),
+        rows,
+        cols,
+        matrix.stride(0),
+        out.data_ptr(),
+        None if sums is None else sums.data_ptr(),
+        torch.get_num_threads(),
+    )
+    return out, sums

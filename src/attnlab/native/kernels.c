@@ -401,3 +401,77 @@ void additive_scores_backward(const float *keys, const float *query, const float
     }
   }
 }
+
+/* ---------------------------------------------- transposes for linear layers' weight gradients */
+
+#if defined(__AVX__)
+#include <immintrin.h>
+
+/* The 8 x 8 block at src (row stride ld) into dst (row stride ldd), transposed; with sums, each
+ * of its 8 columns' sum added to sums[0..7] (fp64). */
+static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t ldd,
+                                double *sums) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+  if (sums) {
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r0, r1), _mm256_add_ps(r2, r3)),
+                             _mm256_add_ps(_mm256_add_ps(r4, r5), _mm256_add_ps(r6, r7)));
+    _mm256_storeu_pd(sums, _mm256_add_pd(_mm256_loadu_pd(sums),
+                                         _mm256_cvtps_pd(_mm256_castps256_ps128(s))));
+    _mm256_storeu_pd(sums + 4, _mm256_add_pd(_mm256_loadu_pd(sums + 4),
+                                             _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1))));
+  }
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#define BLOCK 8
+#else
+static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t ldd,
+                                double *sums) {
+  (void)src, (void)ld, (void)dst, (void)ldd, (void)sums;
+}
+#define BLOCK 0 /* no vector transpose: every element by the scalar loop */
+#endif
+
+/* dst [cols, rows] = src [rows, cols] transposed (src's row stride ld, fp32), and with sums,
+ * sums[c] = the sum of column c (accumulated in fp64). torch copies a transposed matrix on one
+ * thread; here the threads take columns 16 at a time (a cache line of each source row), each
+ * walking all rows in 8 x 8 blocks transposed in registers. */
+void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst,
+               float *sums, int threads) {
+  const int64_t width = 16, blocks = (cols + width - 1) / width;
+  const int64_t full_rows = BLOCK ? rows / BLOCK * BLOCK : 0;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t c0 = block * width, c1 = c0 + width < cols ? c0 + width : cols;
+    double acc[16] = {0};
+    int64_t c = c0;
+    for (; BLOCK && c + BLOCK <= c1; c += BLOCK)
+      for (int64_t r = 0; r < full_rows; r += BLOCK)
+        transpose8x8(src + r * ld + c, ld, dst + c * rows + r, rows, sums ? acc + (c - c0) : 0);
+    for (int64_t cc = c0; cc < c1; ++cc)  /* what the blocks left: last rows, last columns */
+      for (int64_t r = cc < c ? full_rows : 0; r < rows; ++r) {
+        float v = src[r * ld + cc];
+        dst[cc * rows + r] = v;
+        acc[cc - c0] += v;
+      }
+    if (sums)
+      for (int64_t cc = c0; cc < c1; ++cc) sums[cc] = (float)acc[cc - c0];
+  }
+}
