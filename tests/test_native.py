@@ -318,3 +318,76 @@ def test_transpose_answers_none_where_it_cannot() -> None:
     assert native.transpose(matrix[None]) is None
     assert native.transpose(matrix[:0]) is None
     assert native.transpose(matrix.requires_grad_()) is None  # outside autograd only
+
+
+def _attention_operands(b, t, s, h, d_k, d_v, causal, masked, seed):
+    """q, k, v as the model makes them (strided views of stacked projections) and a key mask."""
+    gen = torch.Generator().manual_seed(seed)
+    stacked = torch.randn(b, t, h, 3 * max(d_k, d_v), generator=gen)
+    q = stacked[..., :d_k].transpose(1, 2)
+    memory = stacked if causal else torch.randn(b, s, h, 2 * max(d_k, d_v), generator=gen)
+    k = memory[..., d_k : 2 * d_k].transpose(1, 2)
+    v = memory[..., -d_v:].transpose(1, 2)
+    allowed = None
+    if masked:
+        lengths = torch.randint(1, s + 1, (b,), generator=gen)
+        lengths[0] = s
+        allowed = (torch.arange(s)[None] < lengths[:, None])[:, None, None, :]
+    return q, k, v, allowed
+
+
+@pytest.mark.parametrize(
+    "t, s, causal, masked",
+    [
+        (7, 9, False, True),
+        (31, 31, True, False),
+        (5, 40, False, False),
+        (12, 12, True, True),
+        (33, 17, False, True),
+        (1, 3, False, False),
+    ],
+)
+@pytest.mark.parametrize("d_k, d_v", [(16, 16), (64, 64), (32, 48)])
+def test_training_attention_matches_sdpa_in_value_and_gradients(t, s, causal, masked, d_k, d_v):
+    q, k, v, allowed = _attention_operands(3, t, s, 2, d_k, d_v, causal, masked, seed=t + d_v)
+    assert native.training_attention_applies(q, k, v, allowed, causal)
+    out, lse = native.training_attention(q, k, v, allowed, causal)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    grads = native.training_attention_grad(q, k, v, out, lse, grad_out, allowed, causal)
+
+    leaves = [x.detach().clone().requires_grad_() for x in (q, k, v)]
+    mask = allowed
+    if causal:  # SDPA takes no mask with is_causal: the same rule spelled out
+        mask = torch.ones(t, s, dtype=torch.bool).tril()
+        mask = mask if allowed is None else allowed & mask
+    want = F.scaled_dot_product_attention(*leaves, attn_mask=mask)
+    want.backward(grad_out)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    torch.testing.assert_close(lse, scores.logsumexp(-1), rtol=1e-5, atol=1e-5)
+    for got, leaf in zip(grads, leaves, strict=True):
+        assert got.shape == leaf.shape
+        torch.testing.assert_close(got, leaf.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_training_attention_declines_what_it_cannot_compute() -> None:
+    q, k, v, allowed = _attention_operands(2, 6, 6, 2, 16, 16, True, True, seed=0)
+    assert native.training_attention_applies(q, k, v, allowed, False)
+    nothing_allowed = allowed.clone()
+    nothing_allowed[1] = False  # a row with no key: SDPA's business (NaN), not the kernel's
+    assert not native.training_attention_applies(q, k, v, nothing_allowed, False)
+    first_masked = allowed.clone()
+    first_masked[1, ..., 0] = False  # causal: query 0 would see nothing
+    assert not native.training_attention_applies(q, k, v, first_masked, True)
+    assert native.training_attention_applies(q, k, v, first_masked, False)
+    assert not native.training_attention_applies(q[:, :, :5], k, v, None, True)  # T != S
+    per_query = torch.ones(2, 1, 6, 6, dtype=torch.bool)
+    assert not native.training_attention_applies(q, k, v, per_query, False)
+    assert not native.training_attention_applies(
+        q.bfloat16(), k.bfloat16(), v.bfloat16(), None, False
+    )
+    assert not native.training_attention_applies(q.double(), k.double(), v.double(), None, False)
+    strided_heads = torch.randn(2, 2, 6, 32)[..., ::2]  # last dimension not unit-strided
+    assert not native.training_attention_applies(strided_heads, k, v, None, False)

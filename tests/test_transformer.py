@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from attnlab import native
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.models.positional import SinusoidalPositions
 from attnlab.models.transformer import Transformer
@@ -157,6 +158,49 @@ def test_bf16_cpu_training_attention_matches_fp32_sdpa_in_value_and_gradient(mon
     bf16 = run(torch.autocast("cpu", dtype=torch.bfloat16))
     for got, want in zip(bf16, reference, strict=True):
         torch.testing.assert_close(got, want, rtol=0.05, atol=0.05 * want.abs().max().item())
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler: no native kernels")
+@pytest.mark.parametrize("kind", ["padded", "causal", "cross"])
+def test_native_training_attention_computes_what_sdpa_does(monkeypatch, kind):
+    # fp32 CPU attention over whole sequences takes the native kernel; SDPA is the reference.
+    from attnlab.models import attention
+    from attnlab.models.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(64, 4, 16, 32, 0.0)  # d_v != d_k
+    x, memory = torch.randn(3, 7, 64), torch.randn(3, 9, 64)
+    allowed = torch.ones(3, 1, 1, 9 if kind == "cross" else 7, dtype=torch.bool)
+    allowed[1, ..., 5:] = False  # a padded sentence
+    calls = []
+    kernel = attention.native.training_attention
+    monkeypatch.setattr(
+        attention.native,
+        "training_attention",
+        lambda *args: calls.append(1) or kernel(*args),
+    )
+
+    def run() -> list[torch.Tensor]:
+        layer.zero_grad(set_to_none=True)
+        inputs = x.clone().requires_grad_(True)
+        source = memory.clone().requires_grad_(True)
+        out, _ = layer(
+            inputs,
+            source if kind == "cross" else None,
+            attn_mask=None if kind == "causal" else allowed,
+            is_causal=kind == "causal",
+        )
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = [inputs.grad] + ([source.grad] if kind == "cross" else [])
+        return [out.detach(), *grads, *(p.grad for p in layer.parameters() if p.grad is not None)]
+
+    ours = run()
+    assert calls == [1]
+    monkeypatch.setattr(attention, "NATIVE_ATTENTION_MAX_KEYS", 0)  # SDPA
+    reference = run()
+    assert calls == [1]
+    for got, want in zip(ours, reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("cross", [False, True])

@@ -207,7 +207,7 @@ def matmul_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
-def _tracing_or_transformed() -> bool:
+def tracing_or_transformed() -> bool:
     """A mode the op has no rule for: jit tracing, vmap/grad, forward AD, a dispatch mode."""
     try:
         return (
@@ -228,7 +228,7 @@ def _op_applies(x: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and x.dim() >= 2
         and not torch.compiler.is_compiling()
-        and not _tracing_or_transformed()
+        and not tracing_or_transformed()
     )
 
 

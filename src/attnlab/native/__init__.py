@@ -152,6 +152,14 @@ def _load() -> ctypes.CDLL | None:
             library.additive_scores_backward.restype = None
             library.transpose.argtypes = [p, i64, i64, i64, p, p, c_int]
             library.transpose.restype = None
+            library.attention_train_forward.argtypes = (
+                [p] * 4 + [c_int] + [p] * 2 + [i64] * 6 + [p, ctypes.c_float, c_int]
+            )
+            library.attention_train_forward.restype = None
+            library.attention_train_backward.argtypes = (
+                [p] * 7 + [c_int] + [p] * 3 + [i64] * 6 + [p, ctypes.c_float, c_int]
+            )
+            library.attention_train_backward.restype = None
             _library = library
     return _library
 
@@ -483,3 +491,148 @@ def transpose(
         torch.get_num_threads(),
     )
     return out, sums
+
+
+def _loaded() -> ctypes.CDLL:
+    library = _load()
+    if library is None:
+        raise RuntimeError("the native kernels are not built (see training_attention_applies)")
+    return library
+
+
+def _key_mask(allowed: torch.Tensor | None, batch: int, keys: int) -> torch.Tensor | None:
+    """``allowed`` (bool, broadcastable to ``[batch, 1, 1, keys]``) as contiguous uint8
+    ``[batch, keys]``; raises ``ValueError`` for any other mask."""
+    if allowed is None:
+        return None
+    if allowed.dtype != torch.bool or allowed.dim() != 4 or allowed.shape[1:3] != (1, 1):
+        raise ValueError(f"a key mask [B, 1, 1, S] is needed, got {tuple(allowed.shape)}")
+    return allowed.expand(batch, 1, 1, keys).reshape(batch, keys).to(torch.uint8).contiguous()
+
+
+def _strides(*tensors: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([t.stride(i) for t in tensors for i in range(3)], dtype=torch.int64)
+
+
+def training_attention_applies(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    allowed: torch.Tensor | None,
+    causal: bool,
+) -> bool:
+    """Whether :func:`training_attention` takes these: fp32 CPU ``[B, H, T, d]`` operands with
+    unit-strided last dimensions, a key mask ``[B, 1, 1, S]`` (or none), ``causal`` only for
+    ``T == S``, and a key every query may attend to."""
+    if query.dim() != 4 or key.dim() != 4 or value.dim() != 4:
+        return False
+    b, h, t, d_k = query.shape
+    s = key.size(2)
+    if (
+        key.shape != (b, h, s, d_k)
+        or value.shape[:3] != (b, h, s)
+        or s == 0
+        or (causal and t != s)
+        or any(x.stride(3) != 1 for x in (query, key, value))
+        or query.dtype != torch.float32
+        or not all(x.device.type == "cpu" and x.dtype == query.dtype for x in (key, value))
+        or torch.compiler.is_compiling()
+        or not _enabled
+        or _load() is None
+    ):
+        return False
+    if allowed is None:
+        return True
+    if allowed.dtype != torch.bool or allowed.dim() != 4 or allowed.shape[1:3] != (1, 1):
+        return False
+    if allowed.device.type != "cpu" or allowed.size(0) not in (1, b) or allowed.size(3) != s:
+        return False
+    rows = allowed[:, 0, 0, :]
+    # With causal attention query 0 sees key 0 only; otherwise a row needs one allowed key.
+    return bool(rows[:, 0].all() if causal else rows.any(-1).all())
+
+
+def training_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    allowed: torch.Tensor | None,
+    causal: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(q k^T / sqrt(d_k)) v`` (keys masked where ``allowed`` is False and, with
+    ``causal``, after the query's position) of fp32 ``query [B, H, T, d_k]``, ``key
+    [B, H, S, d_k]``, ``value [B, H, S, d_v]``, as :func:`training_attention_applies` admits:
+    ``[B, H, T, d_v]`` (a view of a contiguous ``[B, T, H, d_v]``) and the log of each query's
+    sum of exps ``[B, H, T]`` for :func:`training_attention_grad`. No autograd."""
+    b, h, t, d_k = query.shape
+    s, d_v = key.size(2), value.size(3)
+    mask = _key_mask(allowed, b, s)
+    out = query.new_empty(b, t, h, d_v)
+    lse = query.new_empty(b, h, t)
+    layout = _strides(query, key, value)
+    _loaded().attention_train_forward(
+        query.data_ptr(),
+        key.data_ptr(),
+        value.data_ptr(),
+        None if mask is None else mask.data_ptr(),
+        int(causal),
+        out.data_ptr(),
+        lse.data_ptr(),
+        b,
+        h,
+        t,
+        s,
+        d_k,
+        d_v,
+        layout.data_ptr(),
+        1.0 / math.sqrt(d_k),
+        torch.get_num_threads(),
+    )
+    return out.transpose(1, 2), lse
+
+
+def training_attention_grad(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    grad_out: torch.Tensor,
+    allowed: torch.Tensor | None,
+    causal: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of :func:`training_attention`'s output w.r.t. query, key and value, for
+    ``grad_out [B, H, T, d_v]``, from its ``out`` and ``lse``: each a view ``[B, H, ., d]`` of a
+    contiguous ``[B, ., H, d]``."""
+    b, h, t, d_k = query.shape
+    s, d_v = key.size(2), value.size(3)
+    if grad_out.stride(3) != 1:
+        grad_out = grad_out.contiguous()
+    mask = _key_mask(allowed, b, s)
+    grads = (
+        query.new_empty(b, t, h, d_k),
+        query.new_empty(b, s, h, d_k),
+        query.new_empty(b, s, h, d_v),
+    )
+    layout = _strides(query, key, value, out, grad_out)
+    _loaded().attention_train_backward(
+        query.data_ptr(),
+        key.data_ptr(),
+        value.data_ptr(),
+        out.data_ptr(),
+        grad_out.data_ptr(),
+        lse.contiguous().data_ptr(),
+        None if mask is None else mask.data_ptr(),
+        int(causal),
+        *(g.data_ptr() for g in grads),
+        b,
+        h,
+        t,
+        s,
+        d_k,
+        d_v,
+        layout.data_ptr(),
+        1.0 / math.sqrt(d_k),
+        torch.get_num_threads(),
+    )
+    return tuple(g.transpose(1, 2) for g in grads)

@@ -262,6 +262,298 @@ void attention(const void *query, const void *key, const void *value, const uint
   }
 }
 
+/* ---------------------------------------------- transposes for linear layers' weight gradients */
+
+#if defined(__AVX__)
+#include <immintrin.h>
+
+/* The 8 x 8 block at src (row stride ld) into dst (row stride ldd), transposed; with sums, each
+ * of its 8 columns' sum added to sums[0..7] (fp64). */
+static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t ldd,
+                                double *sums) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+  if (sums) {
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r0, r1), _mm256_add_ps(r2, r3)),
+                             _mm256_add_ps(_mm256_add_ps(r4, r5), _mm256_add_ps(r6, r7)));
+    _mm256_storeu_pd(sums, _mm256_add_pd(_mm256_loadu_pd(sums),
+                                         _mm256_cvtps_pd(_mm256_castps256_ps128(s))));
+    _mm256_storeu_pd(sums + 4, _mm256_add_pd(_mm256_loadu_pd(sums + 4),
+                                             _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1))));
+  }
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#define BLOCK 8
+#else
+static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t ldd,
+                                double *sums) {
+  (void)src, (void)ld, (void)dst, (void)ldd, (void)sums;
+}
+#define BLOCK 0 /* no vector transpose: every element by the scalar loop */
+#endif
+
+/* dst [cols, rows] = src [rows, cols] transposed (src's row stride ld, fp32), and with sums,
+ * sums[c] = the sum of column c (accumulated in fp64). torch copies a transposed matrix on one
+ * thread; here the threads take columns 16 at a time (a cache line of each source row), each
+ * walking all rows in 8 x 8 blocks transposed in registers. */
+void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst,
+               float *sums, int threads) {
+  const int64_t width = 16, blocks = (cols + width - 1) / width;
+  const int64_t full_rows = BLOCK ? rows / BLOCK * BLOCK : 0;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t c0 = block * width, c1 = c0 + width < cols ? c0 + width : cols;
+    double acc[16] = {0};
+    int64_t c = c0;
+    for (; BLOCK && c + BLOCK <= c1; c += BLOCK)
+      for (int64_t r = 0; r < full_rows; r += BLOCK)
+        transpose8x8(src + r * ld + c, ld, dst + c * rows + r, rows, sums ? acc + (c - c0) : 0);
+    for (int64_t cc = c0; cc < c1; ++cc)  /* what the blocks left: last rows, last columns */
+      for (int64_t r = cc < c ? full_rows : 0; r < rows; ++r) {
+        float v = src[r * ld + cc];
+        dst[cc * rows + r] = v;
+        acc[cc - c0] += v;
+      }
+    if (sums)
+      for (int64_t cc = c0; cc < c1; ++cc) sums[cc] = (float)acc[cc - c0];
+  }
+}
+
+/* ----------------------------------------------------- training attention (fp32, short) */
+
+/* 16 floats; GCC and Clang lower it to one AVX-512 register or two AVX2 ones. */
+typedef float vec16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+static inline vec16 load16(const float *p) { return *(const vec16 *)p; }
+static inline void store16(float *p, vec16 v) { *(vec16 *)p = v; }
+
+/* c[r, j] = sum_d a[r, d] bt[d, j] for mr rows (constant after inlining) and j < width (a
+ * multiple of 16): a row block against a panel, its sums in registers. */
+static inline __attribute__((always_inline)) void panel_rows(const float *a, int64_t lda,
+                                                            const float *bt, int64_t ldb,
+                                                            float *c, int64_t ldc, const int mr,
+                                                            int64_t width, int64_t depth) {
+  int64_t j = 0;
+  for (; j + 32 <= width; j += 32) {
+    vec16 acc[4][2] = {{0}};
+    for (int64_t d = 0; d < depth; ++d) {
+      const vec16 b0 = load16(bt + d * ldb + j), b1 = load16(bt + d * ldb + j + 16);
+      for (int r = 0; r < mr; ++r) {
+        const float x = a[r * lda + d];
+        acc[r][0] += x * b0;
+        acc[r][1] += x * b1;
+      }
+    }
+    for (int r = 0; r < mr; ++r) {
+      store16(c + r * ldc + j, acc[r][0]);
+      store16(c + r * ldc + j + 16, acc[r][1]);
+    }
+  }
+  if (j < width) {
+    vec16 acc[4] = {0};
+    for (int64_t d = 0; d < depth; ++d) {
+      const vec16 b0 = load16(bt + d * ldb + j);
+      for (int r = 0; r < mr; ++r) acc[r] += a[r * lda + d] * b0;
+    }
+    for (int r = 0; r < mr; ++r) store16(c + r * ldc + j, acc[r]);
+  }
+}
+
+/* c [rows, width] = a [rows, depth] @ bt [depth, width] (row strides lda, ldb, ldc; width a
+ * multiple of 16). */
+static void panel_product(const float *a, int64_t lda, const float *bt, int64_t ldb, float *c,
+                          int64_t ldc, int64_t rows, int64_t width, int64_t depth) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) panel_rows(a + r * lda, lda, bt, ldb, c + r * ldc, ldc, 4, width, depth);
+  for (; r < rows; ++r) panel_rows(a + r * lda, lda, bt, ldb, c + r * ldc, ldc, 1, width, depth);
+}
+
+/* c[r, e] = sum_j w[r * wr + j * wj] x[j, e] for mr rows (constant after inlining), e in
+ * [e0, e0 + 16 nv) (nv constant): weighted sums of rows of x, in registers. */
+static inline __attribute__((always_inline)) void weighted_block(const float *w, int64_t wr,
+                                                                int64_t wj, const float *x,
+                                                                int64_t ldx, float *c,
+                                                                int64_t ldc, const int mr,
+                                                                const int nv, int64_t count) {
+  vec16 acc[4][4] = {{0}};
+  for (int64_t j = 0; j < count; ++j) {
+    vec16 row[4];
+    for (int v = 0; v < nv; ++v) row[v] = load16(x + j * ldx + 16 * v);
+    for (int r = 0; r < mr; ++r) {
+      const float weight = w[r * wr + j * wj];
+      for (int v = 0; v < nv; ++v) acc[r][v] += weight * row[v];
+    }
+  }
+  for (int r = 0; r < mr; ++r)
+    for (int v = 0; v < nv; ++v) store16(c + r * ldc + 16 * v, acc[r][v]);
+}
+
+/* c [rows, width] = W [rows, count] @ x [count, width], W's element (r, j) at
+ * w[r * wr + j * wj] (so W may be a transposed view), width a multiple of 16. */
+static void weighted_rows(const float *w, int64_t wr, int64_t wj, const float *x, int64_t ldx,
+                          float *c, int64_t ldc, int64_t rows, int64_t width, int64_t count) {
+  for (int64_t e = 0; e < width;) {
+    const int64_t left = (width - e) / 16;
+    int64_t r = 0;
+    if (left >= 4) {
+      for (; r + 4 <= rows; r += 4)
+        weighted_block(w + r * wr, wr, wj, x + e, ldx, c + r * ldc + e, ldc, 4, 4, count);
+      for (; r < rows; ++r)
+        weighted_block(w + r * wr, wr, wj, x + e, ldx, c + r * ldc + e, ldc, 1, 4, count);
+      e += 64;
+    } else {
+      for (; r + 4 <= rows; r += 4)
+        weighted_block(w + r * wr, wr, wj, x + e, ldx, c + r * ldc + e, ldc, 4, 1, count);
+      for (; r < rows; ++r)
+        weighted_block(w + r * wr, wr, wj, x + e, ldx, c + r * ldc + e, ldc, 1, 1, count);
+      e += 16;
+    }
+  }
+}
+
+/* xt [d, pad] = x [len, d] (row stride ld) transposed, zero in columns [len, pad). */
+static void rows_transposed(const float *x, int64_t ld, int64_t len, int64_t d, int64_t pad,
+                            float *xt) {
+  memset(xt, 0, sizeof(float) * d * pad);
+  int64_t j = 0;
+  for (; BLOCK && j + BLOCK <= len; j += BLOCK)
+    for (int64_t c = 0; c + BLOCK <= d; c += BLOCK)
+      transpose8x8(x + j * ld + c, ld, xt + c * pad + j, pad, NULL);
+  for (; j < len; ++j)
+    for (int64_t c = 0; c < d; ++c) xt[c * pad + j] = x[j * ld + c];
+}
+
+/* Strides (in elements) of a [batch, heads, len, d] operand whose last dimension is unit-strided:
+ * layout[0..2] = batch, head, position. */
+#define AT(ptr, layout, b, h) ((ptr) + (b) * (layout)[0] + (h) * (layout)[1])
+
+/* Scores s [T, pad] (raw q . k) into softmax weights in place: p = exp(s * scale - lse) over the
+ * keys each query may attend to (allowed[j] != 0, allowed may be NULL; with causal, j <= i), 0
+ * elsewhere. With lse NULL, the forward: each row's log-sum-exp goes to lse_out and p is
+ * normalised by it. */
+static void softmax_rows(float *s, int64_t T, int64_t S, int64_t pad, const uint8_t *allowed,
+                         int causal, float scale, const float *lse, float *lse_out) {
+  for (int64_t i = 0; i < T; ++i) {
+    float *row = s + i * pad;
+    const int64_t limit = causal ? i + 1 : S;
+    float max = -INFINITY;
+    for (int64_t j = 0; j < limit; ++j) {
+      row[j] = (allowed == NULL || allowed[j]) ? row[j] * scale : -INFINITY;
+      max = row[j] > max ? row[j] : max;
+    }
+    const float shift = lse != NULL ? lse[i] : max;
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < limit; ++j) {
+      row[j] = exp_nonpositive(row[j] - shift);
+      sum += row[j];
+    }
+    memset(row + limit, 0, sizeof(float) * (pad - limit));
+    if (lse == NULL) {
+      const float inv = 1.f / sum;
+#pragma omp simd
+      for (int64_t j = 0; j < limit; ++j) row[j] *= inv;
+      lse_out[i] = max + logf(sum);
+    }
+  }
+}
+
+/* softmax(q k^T * scale + mask) v for training, where SDPA's CPU kernel spends most of its time
+ * on per-block overheads at short lengths. Per (batch row, head): the keys transposed into a
+ * panel, all queries' scores as one register-blocked product, the softmax, and the weighted
+ * sums of values likewise.
+ *   q [B, H, T, d_k], k [B, H, S, d_k], v [B, H, S, d_v] (strides in `layout`: q, k, v, 3 each;
+ *   d_k, d_v multiples of 16) -> out [B, T, H, d_v] (contiguous; the caller views it as
+ *   [B, H, T, d_v]) and the log of each query's sum of exps lse [B, H, T], for the backward.
+ * Keys are masked where allowed[b, j] == 0 (allowed [B, S] may be NULL) and, with causal
+ * (T == S), after the query's own position. Every query must have a key it may attend to. */
+void attention_train_forward(const float *q, const float *k, const float *v,
+                             const uint8_t *allowed, int causal, float *out, float *lse,
+                             int64_t batch, int64_t heads, int64_t T, int64_t S, int64_t d_k,
+                             int64_t d_v, const int64_t *layout, float scale, int threads) {
+  const int64_t pad = (S + 15) / 16 * 16;
+#pragma omp parallel num_threads(threads)
+  {
+    float *kt = (float *)malloc(sizeof(float) * (d_k + T) * pad);
+    float *p = kt + d_k * pad;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < batch * heads; ++task) {
+      const int64_t b = task / heads, h = task % heads;
+      rows_transposed(AT(k, layout + 3, b, h), layout[5], S, d_k, pad, kt);
+      panel_product(AT(q, layout, b, h), layout[2], kt, pad, p, pad, T, pad, d_k);
+      softmax_rows(p, T, S, pad, allowed == NULL ? NULL : allowed + b * S, causal, scale, NULL,
+                   lse + task * T);
+      weighted_rows(p, pad, 1, AT(v, layout + 6, b, h), layout[8],
+                    out + (b * T * heads + h) * d_v, heads * d_v, T, d_v, S);
+    }
+    free(kt);
+  }
+}
+
+/* The backward of attention_train_forward, from its out and lse, for dout (the gradient of
+ * out): with p = exp(scores - lse) and ds = p (dout v^T - rowsum(dout * out)) * scale,
+ *   dq = ds k -> [B, T, H, d_k], dk = ds^T q -> [B, S, H, d_k], dv = p^T dout -> [B, S, H, d_v]
+ * (all contiguous). layout: the strides of q, k, v, out, dout (3 each), as in the forward. */
+void attention_train_backward(const float *q, const float *k, const float *v, const float *out,
+                              const float *dout, const float *lse, const uint8_t *allowed,
+                              int causal, float *dq, float *dk, float *dv, int64_t batch,
+                              int64_t heads, int64_t T, int64_t S, int64_t d_k, int64_t d_v,
+                              const int64_t *layout, float scale, int threads) {
+  const int64_t pad = (S + 15) / 16 * 16;
+#pragma omp parallel num_threads(threads)
+  {
+    float *kt = (float *)malloc(sizeof(float) * (d_k + d_v + 2 * T) * pad);
+    float *vt = kt + d_k * pad, *p = vt + d_v * pad, *ds = p + T * pad;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < batch * heads; ++task) {
+      const int64_t b = task / heads, h = task % heads;
+      const float *qb = AT(q, layout, b, h), *kb = AT(k, layout + 3, b, h);
+      const float *vb = AT(v, layout + 6, b, h), *ob = AT(out, layout + 9, b, h);
+      const float *gb = AT(dout, layout + 12, b, h);
+      rows_transposed(kb, layout[5], S, d_k, pad, kt);
+      rows_transposed(vb, layout[8], S, d_v, pad, vt);
+      panel_product(qb, layout[2], kt, pad, p, pad, T, pad, d_k);
+      softmax_rows(p, T, S, pad, allowed == NULL ? NULL : allowed + b * S, causal, scale,
+                   lse + task * T, NULL);
+      panel_product(gb, layout[14], vt, pad, ds, pad, T, pad, d_v);
+      for (int64_t i = 0; i < T; ++i) {
+        const float *oi = ob + i * layout[11], *gi = gb + i * layout[14];
+        float rowsum = 0.f;
+#pragma omp simd reduction(+ : rowsum)
+        for (int64_t e = 0; e < d_v; ++e) rowsum += gi[e] * oi[e];
+        float *dsi = ds + i * pad;
+        const float *pi = p + i * pad;
+#pragma omp simd
+        for (int64_t j = 0; j < pad; ++j) dsi[j] = pi[j] * (dsi[j] - rowsum) * scale;
+      }
+      weighted_rows(ds, pad, 1, kb, layout[5], dq + (b * T * heads + h) * d_k, heads * d_k, T,
+                    d_k, S);
+      weighted_rows(ds, 1, pad, qb, layout[2], dk + (b * S * heads + h) * d_k, heads * d_k, S,
+                    d_k, T);
+      weighted_rows(p, 1, pad, gb, layout[14], dv + (b * S * heads + h) * d_v, heads * d_v, S,
+                    d_v, T);
+    }
+    free(kt);
+  }
+}
+
 /* ------------------------------------------------ label-smoothed cross entropy (training) */
 
 /* Per row r of `logits` [rows, V] (fp32 or bf16) with target t = target[r]: the log of the sum
@@ -399,79 +691,5 @@ void additive_scores_backward(const float *keys, const float *query, const float
         }
       }
     }
-  }
-}
-
-/* ---------------------------------------------- transposes for linear layers' weight gradients */
-
-#if defined(__AVX__)
-#include <immintrin.h>
-
-/* The 8 x 8 block at src (row stride ld) into dst (row stride ldd), transposed; with sums, each
- * of its 8 columns' sum added to sums[0..7] (fp64). */
-static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t ldd,
-                                double *sums) {
-  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld);
-  __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
-  __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld);
-  __m256 r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
-  if (sums) {
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(r0, r1), _mm256_add_ps(r2, r3)),
-                             _mm256_add_ps(_mm256_add_ps(r4, r5), _mm256_add_ps(r6, r7)));
-    _mm256_storeu_pd(sums, _mm256_add_pd(_mm256_loadu_pd(sums),
-                                         _mm256_cvtps_pd(_mm256_castps256_ps128(s))));
-    _mm256_storeu_pd(sums + 4, _mm256_add_pd(_mm256_loadu_pd(sums + 4),
-                                             _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1))));
-  }
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-#define BLOCK 8
-#else
-static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t ldd,
-                                double *sums) {
-  (void)src, (void)ld, (void)dst, (void)ldd, (void)sums;
-}
-#define BLOCK 0 /* no vector transpose: every element by the scalar loop */
-#endif
-
-/* dst [cols, rows] = src [rows, cols] transposed (src's row stride ld, fp32), and with sums,
- * sums[c] = the sum of column c (accumulated in fp64). torch copies a transposed matrix on one
- * thread; here the threads take columns 16 at a time (a cache line of each source row), each
- * walking all rows in 8 x 8 blocks transposed in registers. */
-void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst,
-               float *sums, int threads) {
-  const int64_t width = 16, blocks = (cols + width - 1) / width;
-  const int64_t full_rows = BLOCK ? rows / BLOCK * BLOCK : 0;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t c0 = block * width, c1 = c0 + width < cols ? c0 + width : cols;
-    double acc[16] = {0};
-    int64_t c = c0;
-    for (; BLOCK && c + BLOCK <= c1; c += BLOCK)
-      for (int64_t r = 0; r < full_rows; r += BLOCK)
-        transpose8x8(src + r * ld + c, ld, dst + c * rows + r, rows, sums ? acc + (c - c0) : 0);
-    for (int64_t cc = c0; cc < c1; ++cc)  /* what the blocks left: last rows, last columns */
-      for (int64_t r = cc < c ? full_rows : 0; r < rows; ++r) {
-        float v = src[r * ld + cc];
-        dst[cc * rows + r] = v;
-        acc[cc - c0] += v;
-      }
-    if (sums)
-      for (int64_t cc = c0; cc < c1; ++cc) sums[cc] = (float)acc[cc - c0];
   }
 }
