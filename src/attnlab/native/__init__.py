@@ -160,6 +160,9 @@ def _load() -> ctypes.CDLL | None:
                 [p] * 7 + [c_int] + [p] * 3 + [i64] * 6 + [p, ctypes.c_float, c_int]
             )
             library.attention_train_backward.restype = None
+            library.dropout_apply.argtypes = [p, p, c_int, i64, ctypes.c_uint64, ctypes.c_uint32]
+            library.dropout_apply.argtypes += [ctypes.c_float, c_int]
+            library.dropout_apply.restype = None
             _library = library
     return _library
 
@@ -636,3 +639,33 @@ def training_attention_grad(
         torch.get_num_threads(),
     )
     return tuple(g.transpose(1, 2) for g in grads)
+
+
+def dropout_applies(x: torch.Tensor) -> bool:
+    """Whether :func:`dropout_apply` takes ``x``: a CPU fp32 or bf16 tensor, not compiled."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in _DTYPES
+        and not torch.compiler.is_compiling()
+        and _enabled
+        and _load() is not None
+    )
+
+
+def dropout_apply(x: torch.Tensor, seed: int, drop_levels: int, scale: float) -> torch.Tensor:
+    """``x`` with each element kept (times ``scale``) or zeroed by Philox4x32-10 bits under key
+    ``seed`` (a 64-bit int): dropped with probability ``drop_levels / 65536``. The same seed and
+    shape drop the same elements, so the backward calls it on the gradient. No autograd."""
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    _loaded().dropout_apply(
+        x.data_ptr(),
+        out.data_ptr(),
+        int(x.dtype == torch.bfloat16),
+        x.numel(),
+        seed & (2**64 - 1),
+        drop_levels,
+        scale,
+        torch.get_num_threads(),
+    )
+    return out

@@ -554,6 +554,76 @@ void attention_train_backward(const float *q, const float *k, const float *v, co
   }
 }
 
+/* ---------------------------------------------------------------------------- dropout */
+
+/* Philox4x32-10 (Salmon et al. 2011, the generator of cuRAND and of torch's CUDA dropout): 128
+ * random bits from a 128-bit counter and a 64-bit key, as a pure function of both, so any
+ * thread can draw any block's bits, and the backward draws the forward's again. */
+#pragma omp declare simd notinbranch
+static inline void philox(uint32_t counter, uint32_t counter_hi, uint32_t key0, uint32_t key1,
+                          uint32_t *r0, uint32_t *r1, uint32_t *r2, uint32_t *r3) {
+  uint32_t c0 = counter, c1 = counter_hi, c2 = 0, c3 = 0;
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+    const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ key0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ key1;
+    c1 = (uint32_t)p1;
+    c3 = (uint32_t)p0;
+    c0 = n0;
+    c2 = n2;
+    key0 += 0x9E3779B9u;
+    key1 += 0xBB67AE85u;
+  }
+  *r0 = c0, *r1 = c1, *r2 = c2, *r3 = c3;
+}
+
+#define DROPOUT_BLOCKS 256 /* Philox blocks per chunk of 8 * 256 elements */
+
+/* out = x * scale where kept, 0 where dropped, for n elements of x (fp32 or bf16, contiguous):
+ * element o of chunk c (2,048 elements) is decided by 16 bits of Philox block c * 256 + o % 256
+ * (its (o / 256)-th 16-bit slice) under key `seed`, and kept when those bits, as a number, are
+ * at least `drop` (so p = drop / 65536). The forward and the backward (x the gradient) call it
+ * with the same seed: the same elements are dropped, and no mask is stored. */
+void dropout_apply(const void *x, void *out, int bf16, int64_t n, uint64_t seed, uint32_t drop,
+                   float scale, int threads) {
+  const int64_t chunk = 8 * DROPOUT_BLOCKS, chunks = (n + chunk - 1) / chunk;
+  const uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    uint32_t bits[4][DROPOUT_BLOCKS];
+    const uint64_t first = (uint64_t)c * DROPOUT_BLOCKS;
+#pragma omp simd
+    for (int b = 0; b < DROPOUT_BLOCKS; ++b) {
+      const uint64_t counter = first + b;
+      philox((uint32_t)counter, (uint32_t)(counter >> 32), key0, key1, &bits[0][b], &bits[1][b],
+             &bits[2][b], &bits[3][b]);
+    }
+    const int64_t start = c * chunk, len = n - start < chunk ? n - start : chunk;
+    for (int slice = 0; slice < 8; ++slice) {
+      const int64_t o0 = (int64_t)slice * DROPOUT_BLOCKS;
+      if (o0 >= len) break;
+      const int64_t m = len - o0 < DROPOUT_BLOCKS ? len - o0 : DROPOUT_BLOCKS;
+      const uint32_t *word = bits[slice / 2];
+      const int shift = 16 * (slice % 2);
+      if (bf16) {
+        const uint16_t *xs = (const uint16_t *)x + start + o0;
+        uint16_t *os = (uint16_t *)out + start + o0;
+        for (int64_t b = 0; b < m; ++b) {
+          const int keep = ((word[b] >> shift) & 0xFFFFu) >= drop;
+          os[b] = keep ? float_to_bf16(bf16_to_float(xs[b]) * scale) : 0;
+        }
+      } else {
+        const float *xs = (const float *)x + start + o0;
+        float *os = (float *)out + start + o0;
+#pragma omp simd
+        for (int64_t b = 0; b < m; ++b) {
+          const float keep = ((word[b] >> shift) & 0xFFFFu) >= drop ? scale : 0.f;
+          os[b] = xs[b] * keep;
+        }
+      }
+    }
+  }
+}
+
 /* ------------------------------------------------ label-smoothed cross entropy (training) */
 
 /* Per row r of `logits` [rows, V] (fp32 or bf16) with target t = target[r]: the log of the sum
