@@ -1,5 +1,6 @@
-"""A/B: fp32 training step with the attention by SDPA's CPU flash kernel (before) or by the
-native kernel (attnlab.native.training_attention, after), interleaved step by step on the bench's batches (8192-token, vocab
+"""A/B: training step with the attention by SDPA's CPU flash kernel (fp32) or two matmuls with
+an fp32 softmax (bf16; PRECISION=bf16 runs under bf16 autocast): before; or by the native
+kernel (attnlab.native.training_attention): after; interleaved step by step on the bench's batches (8192-token, vocab
 8000, dropout 0.1). Two copies of the same model, one per variant; the switch is flipped
 before each step. Usage: python ab_native_attention.py [model=...] [ROUNDS env]"""
 import os, sys, time, statistics
@@ -15,13 +16,14 @@ with initialize_config_dir(config_dir=conf, version_base=None):
     cfg = compose("bench", overrides=["~model@extra_models.base", *sys.argv[1:]])
 batches = B.synthetic_batches(cfg)
 crit = B.criterion_for(cfg)
-print("model", cfg.model.get("d_model"), "x", cfg.model.get("n_encoder_layers"), "| oneDNN weight grads:", L._fp32_weight_grads, "| native:", native.available())
+print("model", cfg.model.get("d_model"), "x", cfg.model.get("n_encoder_layers"), "| oneDNN weight grads:", L._fp32_weight_grads, "| native:", native.available(), "| precision:", os.environ.get("PRECISION", "fp32"))
 max_keys = A.NATIVE_ATTENTION_MAX_KEYS
 variants = {name: B.variant(name, B.build_attnlab(cfg.model, cfg.vocab, torch.device("cpu"), cfg.seed), cfg.lr)
-            for name in ("sdpa", "native")}
+            for name in ("before", "native")}
 def step(name, b):
     A.NATIVE_ATTENTION_MAX_KEYS = max_keys if name == "native" else 0
-    t = time.perf_counter(); B.train_step(variants[name], b, crit); return time.perf_counter() - t
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=os.environ.get("PRECISION") == "bf16"):
+        t = time.perf_counter(); B.train_step(variants[name], b, crit); return time.perf_counter() - t
 for _ in range(2):  # warm-up: every batch, both variants
     for b in batches:
         for name in variants: step(name, b)
@@ -35,6 +37,6 @@ for r in range(rounds):
 for n, s in sec.items():
     rates = [t / x for t, x in zip(toks, s)]
     print(f"{n:10s} median {statistics.median(rates):8,.0f} tokens/s (min {min(rates):,.0f}, max {max(rates):,.0f})")
-ratios = [a / b for a, b in zip(sec["sdpa"], sec["native"])]
+ratios = [a / b for a, b in zip(sec["before"], sec["native"])]
 q = statistics.quantiles(ratios, n=4)
-print(f"native speed / sdpa, per step pair: median {statistics.median(ratios):.3f}x (IQR {q[0]:.3f}-{q[2]:.3f}, {len(ratios)} pairs)")
+print(f"native speed / before, per step pair: median {statistics.median(ratios):.3f}x (IQR {q[0]:.3f}-{q[2]:.3f}, {len(ratios)} pairs)")
