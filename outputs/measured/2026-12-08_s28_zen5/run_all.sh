@@ -51,3 +51,9 @@ WARM=2 python $D/profile_bf16.py > $D/profile_bf16_656266f.log 2>&1
 #    tree with it (since reverted): alone 0.87-1.31x the bf16 matmul path, in the step 0.995x.
 PRECISION=bf16 ROUNDS=8 python $D/ab_native_attention.py > $D/ab_native_attention_small_bf16.log 2>&1
 python $D/attention_bf16_probe.py > $D/attention_bf16_probe.log 2>&1
+
+# 10. Clean-clone CI at 1dcb2a5 (from /work/main: rm -rf ../ci-check && git clone -q . ../ci-check
+#     && (cd ../ci-check && CI=true bash .ci/run)), then the native kernels' tests against builds
+#     for an AVX2-only CPU (znver3) and for plain x86-64 (no AVX: the scalar paths).
+python $D/other_isas.py znver3 > $D/other_isas_znver3.log 2>&1
+python $D/other_isas.py x86-64 > $D/other_isas_x86-64.log 2>&1
