@@ -100,3 +100,13 @@ def test_masks_follow_the_seed_and_eval_is_the_identity(mask_source):
     assert torch.equal(dropout(x, 0.1, training=True), first)
     assert not torch.equal(dropout(x, 0.1, training=True), first)
     assert dropout(x, 0.1, training=False) is x
+
+
+def test_fake_tensors_take_the_torch_path():
+    # FakeTensorMode (shape propagation, export) has no data for the native kernel to read.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode() as mode:
+        x = mode.from_tensor(torch.ones(64, 8))
+        out = dropout(x, 0.1, training=True)
+    assert out.shape == (64, 8)

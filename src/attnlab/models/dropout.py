@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from attnlab import native
+from attnlab.models.linear import tracing_or_transformed
 
 LEVELS = 1 << 16  # a 16-bit slice of a random word
 
@@ -82,6 +83,6 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         or torch.compiler.is_compiling()  # dynamo cannot trace random_ in a Function
     ):
         return F.dropout(x, p, True)
-    if native.dropout_applies(x):
+    if native.dropout_applies(x) and not tracing_or_transformed():  # fake tensors have no data
         return _SeededDropout.apply(x, _draw_seed(), round(p * LEVELS))
     return _MaskedScale.apply(x, p)
