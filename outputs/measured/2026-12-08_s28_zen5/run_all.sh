@@ -57,3 +57,7 @@ python $D/attention_bf16_probe.py > $D/attention_bf16_probe.log 2>&1
 #     for an AVX2-only CPU (znver3) and for plain x86-64 (no AVX: the scalar paths).
 python $D/other_isas.py znver3 > $D/other_isas_znver3.log 2>&1
 python $D/other_isas.py x86-64 > $D/other_isas_x86-64.log 2>&1
+
+# 11. The bench again (the same code as 656266f; a 3-second test run shared the CPU in its
+#     training section).
+/usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_6c722dc_repeat.json > $D/bench_6c722dc_repeat.log 2>&1
