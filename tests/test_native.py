@@ -391,3 +391,25 @@ def test_training_attention_declines_what_it_cannot_compute() -> None:
     assert not native.training_attention_applies(q.double(), k.double(), v.double(), None, False)
     strided_heads = torch.randn(2, 2, 6, 32)[..., ::2]  # last dimension not unit-strided
     assert not native.training_attention_applies(strided_heads, k, v, None, False)
+
+
+def test_training_kernels_give_the_same_results_on_any_number_of_threads() -> None:
+    # CI runs one torch thread per worker; the kernels split their work across threads.
+    threads = torch.get_num_threads()
+    q, k, v, allowed = _attention_operands(5, 13, 13, 3, 32, 16, False, True, seed=5)
+    grad_out = torch.randn(5, 3, 13, 16, generator=torch.Generator().manual_seed(6))
+    matrix = torch.randn(301, 70)
+
+    def run() -> list[torch.Tensor]:
+        out, lse = native.training_attention(q, k, v, allowed, False)
+        grads = native.training_attention_grad(q, k, v, out, lse, grad_out, allowed, False)
+        return [out, lse, *grads, *native.transpose(matrix, column_sums=True)]
+
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(3)  # more threads than tasks of some kernels' splits
+        for got, want in zip(run(), one, strict=True):
+            assert torch.equal(got, want)
+    finally:
+        torch.set_num_threads(threads)
