@@ -63,3 +63,6 @@ python $D/other_isas.py x86-64 > $D/other_isas_x86-64.log 2>&1
 /usr/bin/time -v attnlab-bench steps=8 warmup=2 beam.repeats=5 output=$D/bench_6c722dc_repeat.json > $D/bench_6c722dc_repeat.log 2>&1
 
 # 12. Clean-clone CI at 505f5ab (the same command as in 10): 720 passed, ci_505f5ab.log.
+
+# 13. Response times at d6ec9af, three times each.
+for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train --help: %e s" attnlab-train --help > /dev/null 2>&1; /usr/bin/time -a -o $D/response_times.log -f "attnlab-train model.d_model=-3 (config error): %e s" attnlab-train model.d_model=-3 > /dev/null 2>&1; done
