@@ -389,6 +389,9 @@ def test_training_attention_declines_what_it_cannot_compute() -> None:
         q.bfloat16(), k.bfloat16(), v.bfloat16(), None, False
     )
     assert not native.training_attention_applies(q.double(), k.double(), v.double(), None, False)
+    odd_heads = torch.randn(2, 2, 6, 20)  # not a multiple of 16
+    assert not native.training_attention_applies(odd_heads, odd_heads, odd_heads, None, False)
+    assert not native.training_attention_applies(q, k, odd_heads, None, False)
     strided_heads = torch.randn(2, 2, 6, 32)[..., ::2]  # last dimension not unit-strided
     assert not native.training_attention_applies(strided_heads, k, v, None, False)
 

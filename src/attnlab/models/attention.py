@@ -359,16 +359,14 @@ def _native_attention_applies(
     is_causal: bool,
 ) -> bool:
     """Whether whole-sequence fp32 CPU attention (training, or a no-grad encoder pass) runs
-    through the native kernel: head sizes multiples of 16, up to NATIVE_ATTENTION_MAX_KEYS keys,
-    key-padding or causal masks (:func:`native.training_attention_applies`)."""
+    through the native kernel: up to NATIVE_ATTENTION_MAX_KEYS keys, head sizes multiples of
+    16, key-padding or causal masks (:func:`native.training_attention_applies`)."""
     return (
         q.device.type == "cpu"
         # compiled: inductor's kernels (asked first: dynamo cannot trace the mode check below)
         and not torch.compiler.is_compiling()
         and _runs_in(q, torch.float32)
         and k.size(-2) <= NATIVE_ATTENTION_MAX_KEYS
-        and q.size(-1) % 16 == 0
-        and v.size(-1) % 16 == 0
         and not tracing_or_transformed()
         and native.training_attention_applies(q, k, v, attn_mask, is_causal)
     )

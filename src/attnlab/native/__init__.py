@@ -535,6 +535,9 @@ def training_attention_applies(
         key.shape != (b, h, s, d_k)
         or value.shape[:3] != (b, h, s)
         or s == 0
+        # head sizes in whole register blocks
+        or d_k % 16
+        or value.size(3) % 16
         or (causal and t != s)
         or any(x.stride(3) != 1 for x in (query, key, value))
         or query.dtype != torch.float32
