@@ -1,5 +1,5 @@
-"""Native CPU kernels for beam search and the training loss (``kernels.c``): built with the
-system's C compiler on first use, cached, and called through ctypes.
+"""Native CPU kernels for beam search and training (``kernels.c``): built with the system's C
+compiler on first use, cached, and called through ctypes.
 
 A beam search step on a CPU streams more memory than the L3 cache holds (the weights, the
 caches, ``beams x V`` logits), so the number of passes over memory, not FLOPs, sets much of its
@@ -16,9 +16,16 @@ Additive attention scores ``v^T tanh(U h_j + W s)``, Bahdanau's and Luong's conc
 (:func:`additive_scores`, and in teacher forcing their backward, :func:`additive_scores_grad`),
 read the projected keys once and never write the ``[B, S, A]`` tanh (the backward recomputes it).
 
-A linear layer's weight gradient through oneDNN needs one of its operands transposed, which
-torch copies on one thread: :func:`transpose` does it on all of them, with the column sums (the
-bias gradient) in the same pass.
+Three more serve an fp32 training step, where short sequences make ATen's kernels spend
+their time on overheads and single-threaded passes:
+
+- :func:`training_attention` and :func:`training_attention_grad`: whole-sequence attention,
+  forward and backward, as register-blocked products per batch row and head (SDPA's CPU kernel
+  pays per-block overheads at Multi30k's lengths);
+- :func:`dropout_apply`: dropout from Philox4x32-10 bits drawn on every thread, applied in the
+  same pass, and drawn again for the backward instead of storing a mask;
+- :func:`transpose`: the transposed operand of a weight gradient through oneDNN, which torch
+  copies on one thread, with the column sums (the bias gradient) in the same pass.
 
 In training, :func:`smoothed_cross_entropy` and :func:`smoothed_cross_entropy_grad` are the
 label-smoothed loss over ``[tokens, V]`` logits and its gradient (losses.py), in two reads of
