@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,22 @@ def test_train_then_eval_reproduces_the_test_metric(make_cfg, tmp_path):
     )
     trained = (tmp_path / "train" / "hypotheses" / "test.hyp.txt").read_text()
     assert (tmp_path / "eval" / "hypotheses" / "test.hyp.txt").read_text() == trained
+
+
+@pytest.mark.parametrize("every, warned", [(1, False), (32, True)])
+def test_averaging_most_of_a_short_run_is_warned_of(make_cfg, tmp_path, caplog, every, warned):
+    # Step checkpoints every 32 of its ~100 updates: the newest 3 reach back into its first half.
+    with caplog.at_level(logging.WARNING, logger="attnlab.train"):
+        metrics = train(
+            make_cfg(
+                "trainer.max_epochs=2",
+                "average_last=3",
+                f"callbacks.step_checkpoint.every_n_train_steps={every}",
+            )
+        )
+    first = int(Path(metrics["averaged_from"][0]).stem.removeprefix("step"))
+    assert (first < metrics["global_step"] / 2) is warned
+    assert ("most of this run" in caplog.text) is warned
 
 
 def test_average_last_scores_the_mean_of_the_newest_step_checkpoints(make_cfg, tmp_path):

@@ -72,8 +72,14 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
     """A run's step checkpoints (``stepNNNNNN.ckpt``, or ``step=NNNNNN.ckpt`` as older runs
     named them), oldest first."""
     found = (run_dir / "checkpoints").glob("step*.ckpt")
-    numbered = [(int(m.group(1)), p) for p in found if (m := _STEP_NAME.fullmatch(p.name))]
+    numbered = [(step, p) for p in found if (step := checkpoint_step(p)) is not None]
     return [path for _, path in sorted(numbered)]
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The update count in a step checkpoint's name (``step000100.ckpt``: 100), else None."""
+    match = _STEP_NAME.fullmatch(path.name)
+    return int(match.group(1)) if match else None
 
 
 def newest_step_checkpoints(run_dir: Path, last: int) -> list[Path]:
