@@ -68,3 +68,5 @@ python $D/other_isas.py x86-64 > $D/other_isas_x86-64.log 2>&1
 for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train --help: %e s" attnlab-train --help > /dev/null 2>&1; /usr/bin/time -a -o $D/response_times.log -f "attnlab-train model.d_model=-3 (config error): %e s" attnlab-train model.d_model=-3 > /dev/null 2>&1; done
 
 # 14. Clean-clone CI at d43c259 (the same command as in 10): 720 passed, ci_d43c259.log.
+
+# 15. Clean-clone CI at 9409d4c (the same command as in 10): 722 passed, ci_9409d4c.log.
