@@ -2,7 +2,7 @@
 torch ops and kept for the backward (before), or from Philox bits drawn by the native kernel on
 every thread, applied in the same pass and drawn again in the backward (after), interleaved step by step on the bench's batches (8192-token, vocab
 8000, dropout 0.1). Two copies of the same model, one per variant; the switch is flipped
-before each step. Usage: [MODEL_KEY=rnn_model] python ab_native_dropout.py [ROUNDS env]"""
+before each step. Usage: [MODEL_KEY=rnn_model] [PRECISION=bf16] python ab_native_dropout.py [ROUNDS env]"""
 import os, sys, time, statistics
 import torch
 from hydra import compose, initialize_config_dir
@@ -16,13 +16,14 @@ with initialize_config_dir(config_dir=conf, version_base=None):
     cfg = compose("bench", overrides=["~model@extra_models.base", *sys.argv[1:]])
 batches = B.synthetic_batches(cfg)
 crit = B.criterion_for(cfg)
-print("model", os.environ.get("MODEL_KEY", "model"), cfg[os.environ.get("MODEL_KEY", "model")].get("_target_"), "| oneDNN weight grads:", L._fp32_weight_grads, "| native:", native.available())
+print("model", os.environ.get("MODEL_KEY", "model"), cfg[os.environ.get("MODEL_KEY", "model")].get("_target_"), "| oneDNN weight grads:", L._fp32_weight_grads, "| native:", native.available(), "| precision:", os.environ.get("PRECISION", "fp32"))
 applies = native.dropout_applies
 variants = {name: B.variant(name, B.build_attnlab(cfg[os.environ.get("MODEL_KEY", "model")], cfg.vocab, torch.device("cpu"), cfg.seed), cfg.lr)
             for name in ("torch_mask", "native")}
 def step(name, b):
     D.native.dropout_applies = applies if name == "native" else (lambda x: False)
-    t = time.perf_counter(); B.train_step(variants[name], b, crit); return time.perf_counter() - t
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=os.environ.get("PRECISION") == "bf16"):
+        t = time.perf_counter(); B.train_step(variants[name], b, crit); return time.perf_counter() - t
 for _ in range(2):  # warm-up: every batch, both variants
     for b in batches:
         for name in variants: step(name, b)

@@ -70,3 +70,6 @@ for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train -
 # 14. Clean-clone CI at d43c259 (the same command as in 10): 720 passed, ci_d43c259.log.
 
 # 15. Clean-clone CI at 9409d4c (the same command as in 10): 722 passed, ci_9409d4c.log.
+
+# 16. The dropout A/B under bf16 autocast (this CPU's default precision).
+PRECISION=bf16 ROUNDS=8 python $D/ab_native_dropout.py > $D/ab_native_dropout_small_bf16.log 2>&1
