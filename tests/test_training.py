@@ -166,6 +166,22 @@ def test_train_then_eval_reproduces_the_test_metric(make_cfg, tmp_path):
     assert (tmp_path / "eval" / "hypotheses" / "test.hyp.txt").read_text() == trained
 
 
+def test_native_kernels_false_trains_on_pytorch_ops_alone(make_cfg, monkeypatch):
+    from attnlab import native
+
+    class Refusing:
+        def __getattr__(self, kernel):
+            raise AssertionError(f"native kernel {kernel} ran with native_kernels=false")
+
+    monkeypatch.setattr(native, "_library", Refusing())  # what every kernel call goes through
+    monkeypatch.setattr(native, "_tried", True)
+    try:
+        metrics = train(make_cfg("native_kernels=false", "trainer.max_steps=6", "test=false"))
+    finally:
+        native.use_native_kernels(True)
+    assert metrics["global_step"] == 6
+
+
 @pytest.mark.parametrize("every, warned", [(1, False), (32, True)])
 def test_averaging_most_of_a_short_run_is_warned_of(make_cfg, tmp_path, caplog, every, warned):
     # Step checkpoints every 32 of its ~100 updates: the newest 3 reach back into its first half.
