@@ -73,3 +73,5 @@ for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train -
 
 # 16. The dropout A/B under bf16 autocast (this CPU's default precision).
 PRECISION=bf16 ROUNDS=8 python $D/ab_native_dropout.py > $D/ab_native_dropout_small_bf16.log 2>&1
+
+# 17. Clean-clone CI at 275b359 (the same command as in 10): 723 passed, ci_275b359.log.
