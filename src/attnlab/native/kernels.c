@@ -1,8 +1,9 @@
-/* CPU kernels for beam search and the training loss, called through ctypes
- * (attnlab/native/__init__.py builds and loads this file). Each fuses what ATen runs as several
- * passes over memory: on a 2-core CPU a beam search step streams more than the L3 cache holds,
- * so passes, not FLOPs, set its time; the loss reads [tokens, V] logits, the largest tensor of
- * a training step.
+/* CPU kernels for beam search and training, called through ctypes (attnlab/native/__init__.py
+ * builds and loads this file). Each fuses what ATen runs as several passes over memory: on a
+ * 2-core CPU a beam search step streams more than the L3 cache holds, so passes, not FLOPs, set
+ * its time; the loss reads [tokens, V] logits, the largest tensor of a training step. The
+ * training attention, dropout and transposes replace ATen kernels that, at short sequences,
+ * spend their time on per-call overheads or on one thread.
  *
  * Tensors arrive as raw pointers to contiguous data; the Python side checks shapes, dtypes and
  * layouts. Arithmetic is fp32 whatever the storage (fp32 or bf16). Threads: OpenMP, the same
@@ -309,6 +310,24 @@ static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_
 #define BLOCK 0 /* no vector transpose: every element by the scalar loop */
 #endif
 
+/* Columns [c0, c1) of src [rows, *] (row stride ld) into rows c0..c1 of dst (row stride ldd),
+ * transposed: 8 x 8 blocks in registers, what they leave one by one. With acc, each column's
+ * sum is added to acc[c - c0] (fp64). */
+static void transpose_columns(const float *src, int64_t ld, int64_t rows, int64_t c0,
+                              int64_t c1, float *dst, int64_t ldd, double *acc) {
+  const int64_t full_rows = BLOCK ? rows / BLOCK * BLOCK : 0;
+  int64_t c = c0;
+  for (; BLOCK && c + BLOCK <= c1; c += BLOCK)
+    for (int64_t r = 0; r < full_rows; r += BLOCK)
+      transpose8x8(src + r * ld + c, ld, dst + c * ldd + r, ldd, acc ? acc + (c - c0) : NULL);
+  for (int64_t cc = c0; cc < c1; ++cc)  /* the blocks' last rows, and the last columns */
+    for (int64_t r = cc < c ? full_rows : 0; r < rows; ++r) {
+      const float v = src[r * ld + cc];
+      dst[cc * ldd + r] = v;
+      if (acc) acc[cc - c0] += v;
+    }
+}
+
 /* dst [cols, rows] = src [rows, cols] transposed (src's row stride ld, fp32), and with sums,
  * sums[c] = the sum of column c (accumulated in fp64). torch copies a transposed matrix on one
  * thread; here the threads take columns 16 at a time (a cache line of each source row), each
@@ -316,21 +335,11 @@ static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_
 void transpose(const float *src, int64_t rows, int64_t cols, int64_t ld, float *dst,
                float *sums, int threads) {
   const int64_t width = 16, blocks = (cols + width - 1) / width;
-  const int64_t full_rows = BLOCK ? rows / BLOCK * BLOCK : 0;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t c0 = block * width, c1 = c0 + width < cols ? c0 + width : cols;
     double acc[16] = {0};
-    int64_t c = c0;
-    for (; BLOCK && c + BLOCK <= c1; c += BLOCK)
-      for (int64_t r = 0; r < full_rows; r += BLOCK)
-        transpose8x8(src + r * ld + c, ld, dst + c * rows + r, rows, sums ? acc + (c - c0) : 0);
-    for (int64_t cc = c0; cc < c1; ++cc)  /* what the blocks left: last rows, last columns */
-      for (int64_t r = cc < c ? full_rows : 0; r < rows; ++r) {
-        float v = src[r * ld + cc];
-        dst[cc * rows + r] = v;
-        acc[cc - c0] += v;
-      }
+    transpose_columns(src, ld, rows, c0, c1, dst, rows, sums ? acc : NULL);
     if (sums)
       for (int64_t cc = c0; cc < c1; ++cc) sums[cc] = (float)acc[cc - c0];
   }
@@ -432,12 +441,7 @@ static void weighted_rows(const float *w, int64_t wr, int64_t wj, const float *x
 static void rows_transposed(const float *x, int64_t ld, int64_t len, int64_t d, int64_t pad,
                             float *xt) {
   memset(xt, 0, sizeof(float) * d * pad);
-  int64_t j = 0;
-  for (; BLOCK && j + BLOCK <= len; j += BLOCK)
-    for (int64_t c = 0; c + BLOCK <= d; c += BLOCK)
-      transpose8x8(x + j * ld + c, ld, xt + c * pad + j, pad, NULL);
-  for (; j < len; ++j)
-    for (int64_t c = 0; c < d; ++c) xt[c * pad + j] = x[j * ld + c];
+  transpose_columns(x, ld, len, 0, d, xt, pad, NULL);
 }
 
 /* Strides (in elements) of a [batch, heads, len, d] operand whose last dimension is unit-strided:
