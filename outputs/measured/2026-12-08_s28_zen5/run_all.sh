@@ -75,3 +75,9 @@ for i in 1 2 3; do /usr/bin/time -a -o $D/response_times.log -f "attnlab-train -
 PRECISION=bf16 ROUNDS=8 python $D/ab_native_dropout.py > $D/ab_native_dropout_small_bf16.log 2>&1
 
 # 17. Clean-clone CI at 275b359 (the same command as in 10): 723 passed, ci_275b359.log.
+
+# 18. Review: clean-clone CI at 4e7c72f (kernels.c's shared transpose routine): 723 passed,
+#     ci_4e7c72f.log. Then the transpose and dropout timings, saved (the figures first quoted
+#     came from the same code printed by unsaved scratch runs; these logs replace them).
+python $D/transpose_native.py > $D/transpose_native.log 2>&1
+python $D/dropout_native.py > $D/dropout_native.log 2>&1
